@@ -1,0 +1,81 @@
+"""Typed views of the sections of params.yaml; one loader. Fields have no defaults on purpose:
+a missing or misspelt key fails loudly instead of silently taking a value nobody chose."""
+import dataclasses
+import typing
+from pathlib import Path
+
+import yaml
+
+from im2latex import Im2LatexError
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    train: int  # number of formulas per split
+    validate: int
+    test: int
+    max_tokens: int  # longest generated formula
+    dpi: tuple[int, int]  # each chunk of formulas is rendered at a dpi drawn from this range
+    pad: tuple[int, int]  # white border added around the ink, in pixels
+    noise: float  # fraction of pixels turned into light gray specks
+    chunk: int  # formulas per LaTeX run (one page each)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    source: str  # synthetic | im2latex-100k | folder
+    seed: int
+    folder: str  # dataset in IM2LATEX-100K layout, for source=folder
+    mirrors: list[str]  # base URLs of IM2LATEX-100K's files, tried in order, for source=im2latex-100k
+    manifest: str  # URL of the record that publishes each file's size and md5
+    synthetic: SyntheticConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabConfig:
+    min_freq: int  # tokens seen fewer times in the training split become <unk>
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+    threshold: int  # a pixel darker than this is ink
+    pad: int  # white border kept around the cropped ink, in pixels
+    scale: float  # resize factor applied after cropping
+    max_height: int  # samples larger than these (after scaling) are dropped
+    max_width: int
+    max_tokens: int
+
+
+def _build(cls, values, where: str):
+    if not dataclasses.is_dataclass(cls):
+        origin = typing.get_origin(cls)
+        if origin is tuple:
+            return tuple(_build(t, v, where) for t, v in zip(typing.get_args(cls), values))
+        if origin is list:
+            (item,) = typing.get_args(cls)
+            return [_build(item, v, where) for v in values]
+        if cls is float and isinstance(values, int) and not isinstance(values, bool):
+            return float(values)
+        if not isinstance(values, cls) or isinstance(values, bool) and cls is not bool:
+            raise Im2LatexError(f"params.yaml: {where} must be a {cls.__name__}, got {values!r}")
+        return values
+    if not isinstance(values, dict):
+        raise Im2LatexError(f"params.yaml: {where} must be a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(fields))
+    missing = sorted(set(fields) - set(values))
+    if unknown or missing:
+        raise Im2LatexError(f"params.yaml: {where} has unknown keys {unknown} and lacks keys {missing}")
+    return cls(**{name: _build(hints[name], values[name], f"{where}.{name}") for name in fields})
+
+
+def load_section(path: str | Path, section: str, cls: type):
+    """Read one section of params.yaml into its dataclass."""
+    try:
+        params = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise Im2LatexError(f"cannot read {path}: {e}".splitlines()[0]) from None
+    if not isinstance(params, dict) or section not in params:
+        raise Im2LatexError(f"{path} has no '{section}' section")
+    return _build(cls, params[section], section)

@@ -1,0 +1,1 @@
+"""Datasets: sources, rendering, tokenizer, vocabulary, preprocessing."""

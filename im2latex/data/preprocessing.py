@@ -1,0 +1,119 @@
+"""Crop, pad, scale and encode samples; save each split as a pickle of plain types and numpy arrays."""
+import io
+import logging
+import multiprocessing
+import pickle
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from im2latex import Im2LatexError
+from im2latex.config import PreprocessConfig
+from im2latex.data.layout import Sample
+from im2latex.data.tokenizer import tokenize
+from im2latex.data.vocab import Vocabulary
+
+log = logging.getLogger(__name__)
+PICKLE_PROTOCOL = 4  # fixed, so equal data gives equal bytes
+Image.MAX_IMAGE_PIXELS = 40_000_000  # a decompression bomb is refused, not decoded
+
+
+def to_gray(image: Image.Image) -> np.ndarray:
+    """A uint8 grayscale array; transparency (IM2LATEX-100K's PNGs have it) is composited on white."""
+    if image.mode in ("RGBA", "LA") or image.mode == "P" and "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def load_image(source: str | Path | bytes) -> np.ndarray:
+    """Read an image file (path or bytes) as grayscale; an unreadable one raises Im2LatexError."""
+    name = "image" if isinstance(source, bytes) else str(source)
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            return to_gray(image)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as e:
+        raise Im2LatexError(f"{name}: not a readable image ({e})") from None
+
+
+def crop_to_ink(gray: np.ndarray, threshold: int) -> np.ndarray | None:
+    """The smallest box holding every pixel darker than `threshold`; None for a blank image."""
+    rows, cols = np.nonzero((gray < threshold).any(axis=1))[0], np.nonzero((gray < threshold).any(axis=0))[0]
+    if len(rows) == 0:
+        return None
+    return gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def prepare_image(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
+    """Crop to ink, pad with white and scale: the model's input. None when there is no ink."""
+    ink = crop_to_ink(gray, cfg.threshold)
+    if ink is None:
+        return None
+    padded = np.pad(ink, cfg.pad, constant_values=255)
+    if cfg.scale != 1.0:
+        h, w = padded.shape
+        size = (max(1, round(w * cfg.scale)), max(1, round(h * cfg.scale)))
+        padded = np.asarray(Image.fromarray(padded).resize(size, Image.Resampling.BILINEAR))
+    return padded
+
+
+def _prepare(job: tuple[Sample, PreprocessConfig]) -> np.ndarray | None:
+    sample, cfg = job
+    return prepare_image(load_image(sample.image), cfg)
+
+
+def preprocess_split(samples: list[Sample], vocab: Vocabulary, cfg: PreprocessConfig,
+                     workers: int | None = None) -> tuple[dict, dict[str, int]]:
+    """Encode one split; returns its data and how many samples were kept or dropped and why."""
+    data = {"images": [], "ids": [], "formulas": [], "names": []}
+    counts = {"kept": 0, "dropped_blank": 0, "dropped_too_large": 0, "dropped_too_long": 0}
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        images = pool.imap(_prepare, [(s, cfg) for s in samples], chunksize=64)
+        for sample, image in tqdm(zip(samples, images), total=len(samples), desc="preprocess", unit="image"):
+            tokens = tokenize(sample.formula)
+            if image is None or not tokens:
+                counts["dropped_blank"] += 1
+            elif image.shape[0] > cfg.max_height or image.shape[1] > cfg.max_width:
+                counts["dropped_too_large"] += 1
+            elif len(tokens) > cfg.max_tokens:
+                counts["dropped_too_long"] += 1
+            else:
+                counts["kept"] += 1
+                data["images"].append(image)
+                data["ids"].append(np.asarray(vocab.encode(tokens), dtype=np.int32))
+                data["formulas"].append(" ".join(tokens))
+                data["names"].append(sample.image.stem)
+    return data, counts
+
+
+def save_split(path: str | Path, data: dict) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(data, f, protocol=PICKLE_PROTOCOL)
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Rebuilds only plain Python values and numpy arrays: a pickle naming anything else is refused."""
+    ALLOWED = {
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise Im2LatexError(f"refusing to load {module}.{name} from a pickle: only plain types and numpy arrays are allowed")
+        return super().find_class(module, name)
+
+
+def load_split(path: str | Path) -> dict:
+    """Load a split written by save_split, refusing any other kind of object."""
+    try:
+        with open(path, "rb") as f:
+            data = _PlainUnpickler(f).load()
+    except (OSError, pickle.UnpicklingError, EOFError) as e:
+        raise Im2LatexError(f"cannot read {path}: {e}") from None
+    if not isinstance(data, dict) or set(data) != {"images", "ids", "formulas", "names"}:
+        raise Im2LatexError(f"{path}: not a preprocessed split")
+    return data

@@ -1,0 +1,46 @@
+"""How close a dataset's formulas come to IM2LATEX-100K: token coverage and length histogram."""
+import json
+from collections import Counter
+from pathlib import Path
+
+from im2latex.data import layout
+from im2latex.data.tokenizer import tokenize
+
+
+def read_reference(folder: Path) -> tuple[Counter, dict]:
+    """Token counts (vocab_val_freq.tsv) and statistics (stats.json) of the real dataset."""
+    counts = Counter()
+    for line in (folder / "vocab_val_freq.tsv").read_text(encoding="utf-8").split("\n")[1:]:
+        token, _, count = line.rpartition("\t")
+        if token:
+            counts[token] = int(count)
+    return counts, json.loads((folder / "stats.json").read_text())
+
+
+def length_histogram(lengths: list[int]) -> dict[int, float]:
+    """Share of formulas per bin of 10 tokens."""
+    bins = Counter(min(n, 150) // 10 * 10 for n in lengths)
+    return {b: bins[b] / len(lengths) for b in range(0, 160, 10)}
+
+
+def compare(data: Path, reference: Path) -> dict:
+    """Token coverage and length distribution of `data` against the real dataset's statistics."""
+    formulas = [tokenize(s.formula) for split in layout.SPLITS for s in layout.read_split(data, split)]
+    ours = Counter(t for f in formulas for t in f)
+    real, stats = read_reference(reference)
+    real_total = sum(real.values())
+    real_hist = {int(b): n / stats["formulas"] for b, n in stats["length_histogram_bins_of_10"].items()}
+    lengths = sorted(len(f) for f in formulas)
+    return {
+        "formulas": len(formulas),
+        "distinct_tokens": len(ours),
+        "real_distinct_tokens_covered": sum(1 for t in real if t in ours) / len(real),
+        "real_token_occurrences_covered": sum(n for t, n in real.items() if t in ours) / real_total,
+        "tokens_not_in_real_vocabulary": sorted(t for t in ours if t not in real),
+        "length_mean": sum(lengths) / len(lengths),
+        "length_median": lengths[len(lengths) // 2],
+        "real_length_mean": stats["length_tokens"]["mean"],
+        "real_length_median": stats["length_tokens"]["median"],
+        "length_histogram": {b: [round(v, 4), round(real_hist.get(b, 0.0), 4)]
+                             for b, v in length_histogram(lengths).items()},
+    }

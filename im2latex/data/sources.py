@@ -1,0 +1,59 @@
+"""Data sources; each writes a dataset in the IM2LATEX-100K layout (see layout.py)."""
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from im2latex import Im2LatexError
+from im2latex.config import DataConfig, SyntheticConfig
+from im2latex.data import layout
+from im2latex.data.generator import generate_formulas
+from im2latex.data.rendering import RenderStyle, render_formulas
+
+log = logging.getLogger(__name__)
+SOURCES = ("synthetic", "im2latex-100k", "folder")
+
+
+def build_synthetic(out: Path, cfg: SyntheticConfig, seed: int) -> dict[str, int]:
+    """Generate formulas and render them; formulas LaTeX rejects are left out and counted."""
+    sizes = {"train": cfg.train, "validate": cfg.validate, "test": cfg.test}
+    formulas = generate_formulas(sum(sizes.values()), seed, cfg.max_tokens)
+    names = [f"{i:07d}" for i in range(len(formulas))]
+    (out / layout.IMAGES).mkdir()
+    start = time.perf_counter()
+    ok = render_formulas(formulas, [out / layout.IMAGES / f"{n}.png" for n in names], seed,
+                         RenderStyle(cfg.dpi, cfg.pad, cfg.noise), cfg.chunk)
+    elapsed = time.perf_counter() - start
+    log.info("rendered %d formulas in %.1f s (%.0f formulas/s), %d rejected by LaTeX",
+             len(formulas), elapsed, len(formulas) / elapsed, ok.count(False))
+    splits, first = {}, 0
+    for split, size in sizes.items():
+        splits[split] = [(i, names[i]) for i in range(first, first + size) if ok[i]]
+        first += size
+    layout.write_lists(out, formulas, splits)
+    return {split: len(samples) for split, samples in splits.items()}
+
+
+def copy_folder(out: Path, folder: Path) -> dict[str, int]:
+    """Validate a user's dataset in IM2LATEX-100K layout and copy it."""
+    if not folder.is_dir():
+        raise Im2LatexError(f"data.folder: {folder} is not a folder")
+    counts = layout.validate(folder)
+    for name in [layout.FORMULAS] + [layout.split_file(s) for s in layout.SPLITS]:
+        shutil.copyfile(folder / name, out / name)
+    shutil.copytree(folder / layout.IMAGES, out / layout.IMAGES)
+    return counts
+
+
+def fetch_dataset(out: Path, cfg: DataConfig) -> dict[str, int]:
+    """Write the dataset chosen by `cfg.source` into the empty folder `out`; returns samples per split."""
+    if cfg.source == "synthetic":
+        return build_synthetic(out, cfg.synthetic, cfg.seed)
+    if cfg.source == "folder":
+        return copy_folder(out, Path(cfg.folder))
+    if cfg.source == "im2latex-100k":
+        from im2latex.data.download import download_im2latex_100k
+
+        download_im2latex_100k(out, cfg.mirrors, cfg.manifest)
+        return layout.validate(out)
+    raise Im2LatexError(f"data.source: unknown source {cfg.source!r}; choose one of {', '.join(SOURCES)}")

@@ -1,0 +1,185 @@
+"""The IM2LATEX-100K downloader against a real HTTP server on 127.0.0.1 serving files in the real format."""
+import hashlib
+import http.server
+import io
+import json
+import tarfile
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from im2latex import Im2LatexError
+from im2latex.data import layout
+from im2latex.data.download import download_im2latex_100k, safe_extract
+from im2latex.files import atomic_dir
+
+FORMULAS = "\\frac{a}{b}\nx^2 \r + y\n\\alpha_i\n".encode()  # a bare \r inside a formula, as in the real file
+
+
+def _png(ink_at: int) -> bytes:
+    """A page like the real ones: transparent background, black ink."""
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[10:20, ink_at:ink_at + 20, 3] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _archive(members: list[tarfile.TarInfo | tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for m in members:
+            if isinstance(m, tarfile.TarInfo):
+                tar.addfile(m)
+            else:
+                info = tarfile.TarInfo(m[0])
+                info.size = len(m[1])
+                tar.addfile(info, io.BytesIO(m[1]))
+    return buffer.getvalue()
+
+
+def dataset_files() -> dict[str, bytes]:
+    return {
+        "im2latex_formulas.lst": FORMULAS,
+        "im2latex_train.lst": b"0 aaa basic\n1 bbb basic\n",
+        "im2latex_validate.lst": b"2 ccc basic\n",
+        "im2latex_test.lst": b"",
+        "formula_images.tar.gz": _archive([(f"formula_images/{n}.png", _png(i * 10)) for i, n in enumerate(["aaa", "bbb", "ccc"])]),
+    }
+
+
+class Server:
+    """Serves `files` under /good and /bad (always 404), with Range support and injectable faults."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files, self.published = files, dict(files)
+        self.truncate_once: set[str] = set()
+        self.requests: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.requests.append((self.path, self.headers.get("Range")))
+                if self.path == "/record":
+                    body = json.dumps({"files": [{"key": k, "size": len(v), "checksum": "md5:" + hashlib.md5(v).hexdigest()}
+                                                 for k, v in server.published.items()]}).encode()
+                    return self._send(200, body)
+                mirror, _, name = self.path.strip("/").partition("/")
+                if mirror != "good" or name not in server.files:
+                    return self._send(404, b"not found")
+                body, start = server.files[name], 0
+                if self.headers.get("Range"):
+                    start = int(self.headers["Range"].removeprefix("bytes=").rstrip("-"))
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                if name in server.truncate_once:  # the connection breaks halfway
+                    server.truncate_once.discard(name)
+                    self.wfile.write(body[start:start + (len(body) - start) // 2])
+                    self.close_connection = True
+                    return
+                self.wfile.write(body[start:])
+
+            def _send(self, code: int, body: bytes):
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def server():
+    s = Server(dataset_files())
+    yield s
+    s.httpd.shutdown()
+
+
+def _download(server, tmp_path):
+    target = tmp_path / "raw"
+    with atomic_dir(target) as out:
+        download_im2latex_100k(out, [server.url + "/bad", server.url + "/good"], server.url + "/record", tmp_path / "cache")
+    return target
+
+
+def test_download_falls_back_to_the_mirror_and_writes_the_layout(server, tmp_path):
+    root = _download(server, tmp_path)
+    assert layout.validate(root) == {"train": 2, "validate": 1, "test": 0}
+    assert layout.read_formulas(root) == ["\\frac{a}{b}", "x^2 \r + y", "\\alpha_i"]
+    assert sorted(p.name for p in (root / layout.IMAGES).iterdir()) == ["aaa.png", "bbb.png", "ccc.png"]
+    assert any(path.startswith("/bad/") for path, _ in server.requests)  # the first mirror was tried
+
+
+def test_broken_transfer_is_resumed_with_a_range_request(server, tmp_path):
+    server.truncate_once.add("formula_images.tar.gz")
+    _download(server, tmp_path)
+    ranges = [r for path, r in server.requests if path == "/good/formula_images.tar.gz"]
+    assert ranges[0] is None and ranges[1].startswith("bytes=") and ranges[1] != "bytes=0-"
+
+
+def test_second_run_uses_the_verified_cache(server, tmp_path):
+    _download(server, tmp_path)
+    before = len(server.requests)
+    _download(server, tmp_path)
+    assert len(server.requests) == before + 1  # only the manifest
+
+
+def test_corrupted_file_fails_cleanly(server, tmp_path):
+    data = bytearray(server.files["im2latex_train.lst"])
+    data[0] ^= 1
+    server.files["im2latex_train.lst"] = bytes(data)
+    with pytest.raises(Im2LatexError, match="could not download im2latex_train.lst: .*md5 mismatch"):
+        _download(server, tmp_path)
+    assert not (tmp_path / "raw").exists()
+    assert not (tmp_path / "cache" / "im2latex_train.lst").exists()
+
+
+def test_missing_everywhere_is_a_clear_error(server, tmp_path):
+    del server.files["im2latex_test.lst"]
+    with pytest.raises(Im2LatexError, match="could not download im2latex_test.lst: .*HTTP 404"):
+        _download(server, tmp_path)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_unreachable_manifest_is_a_clear_error(tmp_path):
+    with pytest.raises(Im2LatexError, match="published checksums"):
+        download_im2latex_100k(tmp_path, ["http://127.0.0.1:9/"], "http://127.0.0.1:9/record", tmp_path / "cache")
+
+
+def _link(name: str, target: str, kind=tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
+
+
+@pytest.mark.parametrize("members, message", [
+    ([("../evil.png", b"x")], "outside the target folder"),
+    ([("/tmp/evil.png", b"x")], "outside the target folder"),
+    ([_link("formula_images/a.png", "/etc/passwd")], "link"),
+    ([_link("formula_images/a.png", "formula_images/b.png", tarfile.LNKTYPE)], "link"),
+])
+def test_unsafe_archive_is_refused(server, tmp_path, members, message):
+    server.files["formula_images.tar.gz"] = server.published["formula_images.tar.gz"] = _archive(members)
+    with pytest.raises(Im2LatexError, match=message):
+        _download(server, tmp_path)
+    assert not (tmp_path / "raw").exists() and not (tmp_path / "evil.png").exists()
+
+
+def test_size_caps(tmp_path):
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(_archive([("formula_images/a.png", b"x" * 1000), ("formula_images/b.png", b"y")]))
+    with pytest.raises(Im2LatexError, match="more than 500 bytes"):
+        safe_extract(archive, tmp_path / "out", max_bytes=500)
+    with pytest.raises(Im2LatexError, match="more than the cap of 1"):
+        safe_extract(archive, tmp_path / "out", max_members=1)

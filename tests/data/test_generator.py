@@ -1,0 +1,68 @@
+import numpy as np
+from PIL import Image
+
+from im2latex.data import layout
+from im2latex.data.generator import generate_formulas
+from im2latex.data.rendering import RenderStyle, failed_formulas, render_formulas
+from im2latex.data.tokenizer import tokenize
+
+CONSTRUCTS = [r"\frac", "_", "^", r"\sqrt", "[", r"\alpha", r"\hat", r"\bar", r"\tilde", r"\dot", r"\vec",
+              r"\overline", r"\sum", r"\int", r"\left(", r"\right)", r"\mathrm", r"\mathbf", r"\cal", r"\mathcal",
+              r"\,", r"\;", r"\quad", "~", r"\begin{array}", r"\begin{matrix}", "&", r"\\"]
+
+
+def test_generation_is_deterministic_and_seed_dependent():
+    assert generate_formulas(50, seed=3, max_tokens=150) == generate_formulas(50, seed=3, max_tokens=150)
+    assert generate_formulas(50, seed=3, max_tokens=150) != generate_formulas(50, seed=4, max_tokens=150)
+
+
+def test_formulas_are_normalised_distinct_and_within_length():
+    formulas = generate_formulas(500, seed=0, max_tokens=60)
+    assert len(set(formulas)) == 500
+    for f in formulas:
+        assert " ".join(tokenize(f)) == f  # already in normalised form
+        assert 1 <= len(f.split(" ")) <= 60
+        assert f.count("{") == f.count("}")
+
+
+def test_every_construct_appears():
+    tokens = {t for f in generate_formulas(1000, seed=0, max_tokens=150) for t in tokenize(f)}
+    assert [c for c in CONSTRUCTS if c not in tokens] == []
+
+
+def test_lengths_follow_the_real_spread():
+    lengths = [len(f.split(" ")) for f in generate_formulas(2000, seed=0, max_tokens=150)]
+    assert min(lengths) < 10 and max(lengths) > 130
+    assert 45 < np.mean(lengths) < 70  # IM2LATEX-100K: mean 57.7
+
+
+def test_every_rendered_formula_is_a_readable_grayscale_image(tiny_dataset):
+    samples = [s for split in layout.SPLITS for s in layout.read_split(tiny_dataset, split)]
+    assert len(samples) == 24
+    for sample in samples:
+        with Image.open(sample.image) as image:
+            assert image.mode == "L" and image.width > 5 and image.height > 5
+            assert np.asarray(image).min() < 100  # there is ink
+
+
+def test_rendering_reports_failures_and_keeps_the_rest(tmp_path):
+    formulas = [r"x ^ { 2 }", r"\frac { a } { b", r"\nosuchcommand x", r"\sqrt { y }"]
+    targets = [tmp_path / f"{i}.png" for i in range(len(formulas))]
+    ok = render_formulas(formulas, targets, seed=0, style=RenderStyle((100, 100), (2, 2), 0.0), chunk=4, workers=1)
+    assert ok == [True, False, False, True]
+    assert [t.exists() for t in targets] == ok
+
+
+def test_rendering_is_byte_stable(tmp_path):
+    formulas = generate_formulas(6, seed=5, max_tokens=40)
+    style = RenderStyle((90, 120), (2, 9), 0.02)
+    a = [tmp_path / f"a{i}.png" for i in range(6)]
+    b = [tmp_path / f"b{i}.png" for i in range(6)]
+    render_formulas(formulas, a, seed=1, style=style, chunk=3, workers=2)
+    render_formulas(formulas, b, seed=1, style=style, chunk=3, workers=1)
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_log_parser_attributes_errors_to_formulas():
+    log = "IM2LATEX-FORMULA 0\nIM2LATEX-FORMULA 1\n! Undefined control sequence.\nl.9 ...\nIM2LATEX-FORMULA 2\n"
+    assert failed_formulas(log) == {1}
