@@ -79,3 +79,43 @@ def load_section(path: str | Path, section: str, cls: type):
     if not isinstance(params, dict) or section not in params:
         raise Im2LatexError(f"{path} has no '{section}' section")
     return _build(cls, params[section], section)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    d_model: int
+    heads: int
+    layers: int  # decoder layers
+    ff: int  # decoder feed-forward size
+    dropout: float
+    encoder_channels: int  # width of the first ResNet stage (then x2, then d_model)
+    max_len: int  # longest output, in tokens
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    seed: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    label_smoothing: float
+    max_epochs: int
+    max_minutes: float  # wall-clock budget; 0 for none (a budget makes the result depend on the machine)
+    precision: str  # 32-true | bf16-mixed | 16-mixed
+    accelerator: str  # auto | cpu | gpu
+    devices: int
+    strategy: str  # auto | ddp | ...
+    workers: int  # data loader processes
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    beam_width: int  # 1 = greedy
+    batch_size: int
+    examples: int  # worst and best examples drawn in the picture
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    parity_samples: int  # test images on which the TorchScript file must match the eager model

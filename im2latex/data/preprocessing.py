@@ -6,6 +6,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
@@ -14,6 +15,7 @@ from im2latex.config import PreprocessConfig
 from im2latex.data.layout import Sample
 from im2latex.data.tokenizer import tokenize
 from im2latex.data.vocab import Vocabulary
+from im2latex.model.inputs import prepare
 
 log = logging.getLogger(__name__)
 PICKLE_PROTOCOL = 4  # fixed, so equal data gives equal bytes
@@ -39,29 +41,15 @@ def load_image(source: str | Path | bytes) -> np.ndarray:
         raise Im2LatexError(f"{name}: not a readable image ({e})") from None
 
 
-def crop_to_ink(gray: np.ndarray, threshold: int) -> np.ndarray | None:
-    """The smallest box holding every pixel darker than `threshold`; None for a blank image."""
-    rows, cols = np.nonzero((gray < threshold).any(axis=1))[0], np.nonzero((gray < threshold).any(axis=0))[0]
-    if len(rows) == 0:
-        return None
-    return gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-
-
 def prepare_image(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
-    """Crop to ink, pad with white and scale: the model's input. None when there is no ink."""
-    ink = crop_to_ink(gray, cfg.threshold)
-    if ink is None:
-        return None
-    padded = np.pad(ink, cfg.pad, constant_values=255)
-    if cfg.scale != 1.0:
-        h, w = padded.shape
-        size = (max(1, round(w * cfg.scale)), max(1, round(h * cfg.scale)))
-        padded = np.asarray(Image.fromarray(padded).resize(size, Image.Resampling.BILINEAR))
-    return padded
+    """Crop to ink, pad with white and scale (the exported model does the same); None when blank."""
+    prepared = prepare(torch.from_numpy(np.ascontiguousarray(gray)), cfg.threshold, cfg.pad, cfg.scale).numpy()
+    return prepared if prepared.size else None
 
 
 def _prepare(job: tuple[Sample, PreprocessConfig]) -> np.ndarray | None:
     sample, cfg = job
+    torch.set_num_threads(1)  # one process per core already
     return prepare_image(load_image(sample.image), cfg)
 
 

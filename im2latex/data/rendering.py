@@ -79,7 +79,7 @@ def _finish(page: Path, rng: random.Random, style: RenderStyle) -> Image.Image:
     if style.noise > 0:  # sparse light-gray specks, like dust on a scan (dense noise would bloat the PNGs)
         speckle = np.random.default_rng(rng.getrandbits(32))
         spots = speckle.random(canvas.shape) < style.noise
-        canvas[spots] = np.minimum(canvas[spots], speckle.uniform(170, 250, int(spots.sum())))
+        canvas[spots] = np.minimum(canvas[spots], speckle.uniform(205, 250, int(spots.sum())))
     return Image.fromarray(np.clip(canvas, 0, 255).round().astype(np.uint8), mode="L")
 
 

@@ -8,8 +8,7 @@ from PIL import Image
 
 from im2latex import Im2LatexError
 from im2latex.data import layout
-from im2latex.data.preprocessing import (crop_to_ink, load_image, load_split, prepare_image, preprocess_split,
-                                         save_split)
+from im2latex.data.preprocessing import load_image, load_split, prepare_image, preprocess_split, save_split
 from im2latex.data.tokenizer import tokenize
 from im2latex.data.vocab import build_vocabulary
 from tests.conftest import PREPROCESS
@@ -18,10 +17,13 @@ from tests.conftest import PREPROCESS
 def test_crop_pad_and_scale():
     gray = np.full((50, 80), 255, np.uint8)
     gray[10:20, 30:60] = 0
-    assert crop_to_ink(gray, 200).shape == (10, 30)
-    assert crop_to_ink(np.full((5, 5), 255, np.uint8), 200) is None
+    gray[40, 70] = 220  # a speck lighter than the threshold is not ink
+    cfg = PREPROCESS.__class__(**{**PREPROCESS.__dict__, "pad": 3, "scale": 1.0})
+    out = prepare_image(gray, cfg)
+    assert out.shape == (16, 36) and out[:3].min() == 255 and out[3:13, 3:33].max() == 0
     cfg = PREPROCESS.__class__(**{**PREPROCESS.__dict__, "pad": 3, "scale": 0.5})
     assert prepare_image(gray, cfg).shape == (8, 18)
+    assert prepare_image(np.full((5, 5), 255, np.uint8), cfg) is None
 
 
 def test_transparent_png_is_composited_on_white():

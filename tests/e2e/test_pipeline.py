@@ -1,11 +1,14 @@
 """The real pipeline (`dvc repro`) on a tiny configuration, in a temporary copy of the repository."""
+import json
 import os
+import warnings
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,21 +37,47 @@ def repo(tmp_path) -> Path:
     shutil.copytree(REPO, repo, ignore=lambda folder, names: [n for n in names if Path(folder) == REPO and n in skip
                                                               or n in ("__pycache__", ".pytest_cache", "tmp")])
     sh("git", "init", "-q", cwd=repo)
+    sh("git", "config", "user.email", "test@example.com", cwd=repo)
+    sh("git", "config", "user.name", "test", cwd=repo)
     set_params(repo, data={"synthetic": {**yaml.safe_load((REPO / "params.yaml").read_text())["data"]["synthetic"],
-                                         "train": 40, "validate": 8, "test": 8, "max_tokens": 60}},
-               vocab={"min_freq": 1})
+                                         "train": 40, "validate": 8, "test": 8, "max_tokens": 20}},
+               vocab={"min_freq": 1},
+               model={"d_model": 32, "heads": 2, "layers": 1, "ff": 64, "encoder_channels": 8, "max_len": 30},
+               train={"max_epochs": 2, "batch_size": 8, "warmup_steps": 5},
+               evaluate={"beam_width": 2, "batch_size": 8, "examples": 2},
+               export={"parity_samples": 8})
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-qm", "tiny pipeline", cwd=repo)  # DVCLive and dvc exp need a commit
     return repo
 
 
-def test_repro_builds_the_data_and_is_deterministic(repo):
+def test_repro_then_an_experiment_then_metrics_diff(repo):
     sh("dvc", "repro", cwd=repo)
     assert {p.name for p in (repo / "data" / "preprocessed").iterdir()} == {"train.pkl", "validate.pkl", "test.pkl"}
     assert (repo / "data" / "vocab.json").is_file() and (repo / "metrics" / "preprocess.json").is_file()
+    metrics = json.loads((repo / "metrics" / "evaluate.json").read_text())
+    assert set(metrics) == {"bleu4", "edit_score", "exact_match", "render_rate", "samples"} and metrics["samples"] == 8
+    assert (repo / "metrics" / "train" / "metrics.json").is_file() and (repo / "metrics" / "examples.png").is_file()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reader = torch.jit.load(str(repo / "models" / "model.pt"))  # plain torch, no project code needed
+    assert isinstance(reader([torch.full((30, 60), 255, dtype=torch.uint8)]), list)
+
     lock = (repo / "dvc.lock").read_text()
     sh("dvc", "repro", "-f", cwd=repo)
-    assert (repo / "dvc.lock").read_text() == lock  # byte-stable outputs
+    assert (repo / "dvc.lock").read_text() == lock  # byte-stable outputs, training included (it resumes its finished run)
     dag = sh("dvc", "dag", "--dot", cwd=repo).stdout
-    assert '"download" -> "vocabulary"' in dag and '"vocabulary" -> "preprocess"' in dag
+    for a, b in [("download", "vocabulary"), ("vocabulary", "preprocess"), ("preprocess", "train"),
+                 ("train", "evaluate"), ("train", "export")]:
+        assert f'"{a}" -> "{b}"' in dag
+
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-qm", "baseline", cwd=repo)
+    sh("dvc", "exp", "run", "-S", "model.d_model=48", cwd=repo)
+    diff = sh("dvc", "metrics", "diff", "--all", "--json", cwd=repo).stdout
+    assert {"bleu4", "edit_score", "exact_match"} <= set(json.loads(diff)["metrics/evaluate.json"])
+    params = sh("dvc", "params", "diff", "--json", cwd=repo).stdout
+    assert json.loads(params)["params.yaml"]["model.d_model"]["new"] == 48
 
 
 def test_bad_source_ends_with_one_line_and_no_output(repo):

@@ -1,0 +1,89 @@
+"""TorchScript export: the network, its decoding, its input normalisation and the vocabulary in one
+file that plain `torch.jit.load` runs, with no project code."""
+import logging
+import warnings
+from pathlib import Path
+from typing import List
+
+import torch
+from torch import Tensor, nn
+
+from im2latex import Im2LatexError
+from im2latex.model.inputs import prepare, to_batch
+from im2latex.model.network import Im2LatexNet
+
+log = logging.getLogger(__name__)
+
+
+class FormulaReader(nn.Module):
+    """forward(images): uint8 grayscale images (H, W) of any size -> LaTeX strings (space-separated tokens).
+    A blank image gives an empty string."""
+
+    def __init__(self, net: Im2LatexNet, tokens: List[str], threshold: int, pad: int, scale: float, beam_width: int):
+        super().__init__()
+        self.net, self.tokens = net, tokens
+        self.threshold, self.pad, self.scale, self.beam_width = threshold, pad, scale, beam_width
+
+    @torch.jit.export
+    def decode(self, batch: Tensor, beam_width: int) -> List[List[int]]:
+        """Token ids for a prepared batch (B, 1, H, W): greedy when beam_width is 1."""
+        with torch.no_grad():
+            ids = self.net.greedy(batch) if beam_width <= 1 else self.net.beam_search(batch, beam_width)
+        out: List[List[int]] = []
+        rows: List[List[int]] = ids.tolist()
+        for row in rows:
+            kept: List[int] = []
+            for i in row:
+                if i == self.net.end_id:
+                    break
+                if i != self.net.pad_id and i != self.net.start_id:
+                    kept.append(i)
+            out.append(kept)
+        return out
+
+    @torch.jit.export
+    def to_text(self, ids: List[int]) -> str:
+        return " ".join([self.tokens[i] for i in ids])
+
+    def forward(self, images: List[Tensor]) -> List[str]:
+        prepared: List[Tensor] = []
+        where: List[int] = []
+        for n, image in enumerate(images):
+            p = prepare(image, self.threshold, self.pad, self.scale)
+            if p.numel() > 0:
+                prepared.append(p)
+                where.append(n)
+        texts = ["" for _ in images]
+        if len(prepared) > 0:
+            for n, ids in zip(where, self.decode(to_batch(prepared), self.beam_width)):
+                texts[n] = self.to_text(ids)
+        return texts
+
+
+def script(net: Im2LatexNet, tokens: list[str], threshold: int, pad: int, scale: float,
+           beam_width: int) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export, which cannot hold a decoding loop
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.script(FormulaReader(net.eval(), tokens, threshold, pad, scale, beam_width))
+
+
+def check_parity(net: Im2LatexNet, scripted: torch.jit.ScriptModule, batches: list[Tensor], beam_width: int) -> int:
+    """Compare scripted and eager decoding token for token; raises on the first mismatch. Returns images checked."""
+    eager = FormulaReader(net.eval(), [], 0, 0, 1.0, beam_width)
+    checked = 0
+    for batch in batches:
+        a, b = eager.decode(batch, beam_width), scripted.decode(batch, beam_width)
+        for n, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                raise Im2LatexError(f"export parity failed: image {checked + n} decodes to {y} scripted but {x} eager")
+        checked += len(a)
+    return checked
+
+
+def load_reader(path: str | Path) -> torch.jit.ScriptModule:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, ValueError, OSError) as e:
+        raise Im2LatexError(f"cannot load model {path}: {str(e).splitlines()[0]}") from None

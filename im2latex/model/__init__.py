@@ -1,0 +1,1 @@
+"""The network: ResNet encoder, Transformer decoder, decoding. Pure nn.Modules, TorchScript-able."""

@@ -1,0 +1,216 @@
+"""ResNet encoder with a 2-D positional encoding, Transformer decoder with a 1-D one, and decoding
+(greedy and beam search, batched, with cached keys/values, constrained to balanced braces).
+Written for TorchScript: the exported file holds all of this."""
+import math
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models.resnet import BasicBlock
+
+PAD, START, END = 0, 1, 2
+
+
+def sinusoid(positions: int, channels: int) -> Tensor:
+    """(positions, channels) sinusoidal encoding, as in 'Attention is all you need'."""
+    pos = torch.arange(positions, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, channels, 2, dtype=torch.float32) * (-math.log(10000.0) / channels))
+    table = torch.zeros(positions, channels)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: channels // 2])
+    return table
+
+
+class Encoder(nn.Module):
+    """Grayscale image (B, 1, H, W), ink = 1 -> features (B, H/8 * W/8, d_model) with 2-D positions."""
+
+    def __init__(self, channels: int, d_model: int, max_side: int = 512):
+        super().__init__()
+        c = channels
+
+        def layer(cin: int, cout: int, stride: int) -> nn.Sequential:
+            down = None if stride == 1 and cin == cout else nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            return nn.Sequential(BasicBlock(cin, cout, stride, down), BasicBlock(cout, cout))
+
+        self.cnn = nn.Sequential(
+            nn.Conv2d(1, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            layer(c, c, 1), layer(c, 2 * c, 2), layer(2 * c, d_model, 2))
+        half = d_model // 2
+        self.register_buffer("pos_y", sinusoid(max_side, half), persistent=False)
+        self.register_buffer("pos_x", sinusoid(max_side, d_model - half), persistent=False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        features = self.cnn(images)  # (B, d, h, w)
+        b, d, h, w = features.shape
+        pos = torch.cat([self.pos_y[:h, None, :].expand(h, w, self.pos_y.shape[1]),
+                         self.pos_x[None, :w, :].expand(h, w, self.pos_x.shape[1])], dim=-1)
+        return features.permute(0, 2, 3, 1).reshape(b, h * w, d) + pos.reshape(1, h * w, d)
+
+
+class Attention(nn.Module):
+    """Multi-head attention whose keys/values are projected separately, so they can be cached."""
+
+    def __init__(self, d_model: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.query, self.key_value, self.out = nn.Linear(d_model, d_model), nn.Linear(d_model, 2 * d_model), nn.Linear(d_model, d_model)
+
+    def split(self, x: Tensor) -> Tensor:
+        b, n, d = x.shape
+        return x.view(b, n, self.heads, d // self.heads).transpose(1, 2)
+
+    def keys_values(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        k, v = self.key_value(x).chunk(2, dim=-1)
+        return self.split(k), self.split(v)
+
+    def forward(self, x: Tensor, k: Tensor, v: Tensor, causal: bool) -> Tensor:
+        y = F.scaled_dot_product_attention(self.split(self.query(x)), k, v, is_causal=causal,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        b, h, n, dh = y.shape
+        return self.out(y.transpose(1, 2).reshape(b, n, h * dh))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float):
+        super().__init__()
+        self.self_attn, self.cross_attn = Attention(d_model, heads, dropout), Attention(d_model, heads, dropout)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d_model), nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(nn.Linear(d_model, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, d_model))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, mem_k: Tensor, mem_v: Tensor, past_k: Optional[Tensor], past_v: Optional[Tensor]
+                ) -> Tuple[Tensor, Tensor, Tensor]:
+        """x: the new positions (all of them in training, one when decoding with a cache)."""
+        h = self.norm1(x)
+        k, v = self.self_attn.keys_values(h)
+        if past_k is not None and past_v is not None:
+            k, v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
+        x = x + self.drop(self.self_attn(h, k, v, causal=past_k is None and x.shape[1] > 1))
+        x = x + self.drop(self.cross_attn(self.norm2(x), mem_k, mem_v, causal=False))
+        x = x + self.drop(self.ff(self.norm3(x)))
+        return x, k, v
+
+
+class Im2LatexNet(nn.Module):
+    """The whole network. `tokens` (the vocabulary) is kept so decoding can forbid unbalanced braces."""
+
+    def __init__(self, tokens: List[str], d_model: int, heads: int, layers: int, ff: int, dropout: float,
+                 encoder_channels: int, max_len: int):
+        super().__init__()
+        self.max_len, self.d_model = max_len, d_model
+        self.pad_id, self.start_id, self.end_id = PAD, START, END
+        self.encoder = Encoder(encoder_channels, d_model)
+        self.embed = nn.Embedding(len(tokens), d_model)
+        self.register_buffer("pos", sinusoid(max_len + 2, d_model), persistent=False)
+        self.layers = nn.ModuleList([DecoderLayer(d_model, heads, ff, dropout) for _ in range(layers)])
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, len(tokens))
+        # +1 opens, -1 closes: column 0 braces { }, column 1 \left \right
+        delta = torch.zeros(len(tokens), 2, dtype=torch.long)
+        for i, t in enumerate(tokens):
+            delta[i, 0] = 1 if t == "{" else -1 if t == "}" else 0
+            delta[i, 1] = 1 if t.startswith("\\left") and len(t) > 5 else -1 if t.startswith("\\right") and len(t) > 6 else 0
+        self.register_buffer("delta", delta, persistent=False)
+
+    def encode(self, images: Tensor) -> List[Tuple[Tensor, Tensor]]:
+        """Memory keys/values of every decoder layer, computed once per image."""
+        memory = self.encoder(images)
+        return [layer.cross_attn.keys_values(memory) for layer in self.layers]
+
+    def forward(self, images: Tensor, tokens: Tensor) -> Tensor:
+        """Teacher forcing: logits (B, T, V) for the next token after each of `tokens` (B, T)."""
+        memory = self.encode(images)
+        x = self.embed(tokens) * math.sqrt(self.d_model) + self.pos[: tokens.shape[1]]
+        for i, layer in enumerate(self.layers):
+            x, _, _ = layer(x, memory[i][0], memory[i][1], None, None)
+        return self.head(self.norm(x))
+
+    def step(self, tokens: Tensor, position: int, memory: List[Tuple[Tensor, Tensor]],
+             cache: List[Tuple[Tensor, Tensor]], use_cache: bool) -> Tuple[Tensor, List[Tuple[Tensor, Tensor]]]:
+        """Log-probabilities of the next token. With the cache only the newest token is fed; without it,
+        the whole prefix `tokens` (B, position + 1) is recomputed (kept to measure what the cache saves)."""
+        if use_cache:
+            x = self.embed(tokens[:, -1:]) * math.sqrt(self.d_model) + self.pos[position: position + 1]
+        else:
+            x = self.embed(tokens) * math.sqrt(self.d_model) + self.pos[: tokens.shape[1]]
+        new_cache: List[Tuple[Tensor, Tensor]] = []
+        for i, layer in enumerate(self.layers):
+            mk, mv = memory[i]
+            past_k: Optional[Tensor] = None
+            past_v: Optional[Tensor] = None
+            if use_cache and position > 0:
+                past_k, past_v = cache[i]
+            x, k, v = layer(x, mk, mv, past_k, past_v)
+            new_cache.append((k, v))
+        return F.log_softmax(self.head(self.norm(x[:, -1])).float(), dim=-1), new_cache
+
+    def constrain(self, logp: Tensor, depth: Tensor, steps_left: int) -> Tensor:
+        """Forbid what would close an unopened group, the end while a group is open, and any token after
+        which the remaining steps could not close every open group: the output is always balanced."""
+        after = depth[:, None, :] + self.delta[None, :, :]  # (B, V, 2) open groups after each candidate
+        bad = (after < 0).any(-1) | (after.sum(-1) > steps_left - 1)
+        bad[:, self.end_id] = (depth > 0).any(-1)
+        bad[:, self.pad_id] = True
+        bad[:, self.start_id] = True
+        return logp.masked_fill(bad, float("-inf"))
+
+    def expand_memory(self, memory: List[Tuple[Tensor, Tensor]], index: Tensor) -> List[Tuple[Tensor, Tensor]]:
+        return [(k.index_select(0, index), v.index_select(0, index)) for k, v in memory]
+
+    @torch.jit.export
+    def greedy(self, images: Tensor, max_len: int = 0, use_cache: bool = True) -> Tensor:
+        """Token ids (B, L) of the most likely formula of each image, ending with the end token (or cut at max_len)."""
+        max_len = max_len if max_len > 0 else self.max_len
+        memory = self.encode(images)
+        b = images.shape[0]
+        tokens = torch.full((b, 1), self.start_id, dtype=torch.long, device=images.device)
+        depth = torch.zeros(b, 2, dtype=torch.long, device=images.device)
+        done = torch.zeros(b, dtype=torch.bool, device=images.device)
+        cache: List[Tuple[Tensor, Tensor]] = []
+        for t in range(max_len):
+            logp, cache = self.step(tokens, t, memory, cache, use_cache)
+            nxt = self.constrain(logp, depth, max_len - t).argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
+            depth = depth + self.delta[nxt] * (~done)[:, None].long()
+            tokens = torch.cat([tokens, nxt[:, None]], dim=1)
+            done = done | (nxt == self.end_id)
+            if bool(done.all()):
+                break
+        return tokens[:, 1:]
+
+    @torch.jit.export
+    def beam_search(self, images: Tensor, width: int, max_len: int = 0, use_cache: bool = True) -> Tensor:
+        """Beam search, batched over images and beams; returns the best hypothesis per image (B, L)."""
+        max_len = max_len if max_len > 0 else self.max_len
+        b, dev = images.shape[0], images.device
+        memory = self.expand_memory(self.encode(images), torch.arange(b, device=dev).repeat_interleave(width))
+        n = b * width
+        tokens = torch.full((n, 1), self.start_id, dtype=torch.long, device=dev)
+        depth = torch.zeros(n, 2, dtype=torch.long, device=dev)
+        done = torch.zeros(n, dtype=torch.bool, device=dev)
+        scores = torch.zeros(b, width, device=dev)
+        scores[:, 1:] = float("-inf")  # all beams start identical: keep one
+        cache: List[Tuple[Tensor, Tensor]] = []
+        vocab = int(self.delta.shape[0])
+        for t in range(max_len):
+            logp, cache = self.step(tokens, t, memory, cache, use_cache)
+            logp = self.constrain(logp, depth, max_len - t)
+            # a finished beam continues only with padding, at no cost
+            finished = torch.full_like(logp, float("-inf"))
+            finished[:, self.pad_id] = 0.0
+            logp = torch.where(done[:, None], finished, logp)
+            total = (scores.reshape(n, 1) + logp).reshape(b, width * vocab)
+            scores, flat = total.topk(width, dim=-1)
+            beam = torch.div(flat, vocab, rounding_mode="floor")
+            nxt = (flat % vocab).reshape(n)
+            origin = (beam + torch.arange(b, device=dev)[:, None] * width).reshape(n)
+            tokens = torch.cat([tokens.index_select(0, origin), nxt[:, None]], dim=1)
+            depth = depth.index_select(0, origin) + self.delta[nxt] * (~done.index_select(0, origin))[:, None].long()
+            done = done.index_select(0, origin) | (nxt == self.end_id)
+            cache = [(k.index_select(0, origin), v.index_select(0, origin)) for k, v in cache]
+            if bool(done.all()):
+                break
+        best = scores.argmax(-1) + torch.arange(b, device=dev) * width
+        return tokens.index_select(0, best)[:, 1:]

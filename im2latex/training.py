@@ -1,0 +1,149 @@
+"""Lightning glue: the DataModule over the preprocessed pickles, the LightningModule, and `train`."""
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from im2latex.config import ModelConfig, TrainConfig
+from im2latex.data.dataset import BucketBatchSampler, FormulaDataset, collate
+from im2latex.data.preprocessing import load_split
+from im2latex.data.vocab import PAD, Vocabulary
+from im2latex.files import atomic_file
+from im2latex.model.network import Im2LatexNet
+
+log = logging.getLogger(__name__)
+# knobs that change how fast training runs, not what it computes: a checkpoint stays valid across them
+RUNTIME_ONLY = ("max_minutes", "accelerator", "workers")
+
+
+class FormulaDataModule(pl.LightningDataModule):
+    def __init__(self, folder: str | Path, batch_size: int, seed: int, workers: int):
+        super().__init__()
+        self.folder, self.batch_size, self.seed, self.workers = Path(folder), batch_size, seed, workers
+        self.splits: dict[str, FormulaDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in ("train", "validate"):
+            self.splits.setdefault(split, FormulaDataset(load_split(self.folder / f"{split}.pkl")))
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        data = self.splits[split]
+        trainer = self.trainer
+        sampler = BucketBatchSampler([image.shape for image in data.images], self.batch_size, shuffle, self.seed,
+                                     replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0)
+        return DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=self.workers)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validate", shuffle=False)
+
+
+class Im2LatexModule(pl.LightningModule):
+    """Teacher-forced training of Im2LatexNet: label-smoothed cross-entropy, AdamW, warm-up then cosine decay."""
+
+    def __init__(self, tokens: list[str], model: dict, lr: float, weight_decay: float, warmup_steps: int,
+                 total_steps: int, label_smoothing: float):
+        super().__init__()
+        self.save_hyperparameters(ignore=["tokens"])  # the vocabulary is saved with the weights
+        self.net = Im2LatexNet(tokens, **model)
+
+    def _loss(self, batch, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+        images, inputs, targets = batch
+        logits = self.net(images, inputs)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD, label_smoothing=smoothing)
+        mask = targets != PAD
+        accuracy = ((logits.argmax(-1) == targets) & mask).sum() / mask.sum()
+        return loss, accuracy
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss, accuracy = self._loss(batch, self.hparams.label_smoothing)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch[0]))
+        self.log("train/token_accuracy", accuracy, batch_size=len(batch[0]))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        loss, accuracy = self._loss(batch, 0.0)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch[0]))
+        self.log("val/token_accuracy", accuracy, prog_bar=True, sync_dist=True, batch_size=len(batch[0]))
+
+    def configure_optimizers(self):
+        decay = [p for n, p in self.named_parameters() if p.ndim >= 2 and "embed" not in n]
+        rest = [p for n, p in self.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
+                                       {"params": rest, "weight_decay": 0.0}], lr=self.hparams.lr)
+        warmup, total = self.hparams.warmup_steps, max(self.hparams.total_steps, self.hparams.warmup_steps + 1)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / (total - warmup))))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def checkpoint_key(model: ModelConfig, train: TrainConfig, vocab: Vocabulary, data: Path) -> str:
+    """Checkpoints of runs with this key are interchangeable: same model, schedule, vocabulary and data."""
+    settings = {k: v for k, v in dataclasses.asdict(train).items() if k not in RUNTIME_ONLY}
+    fingerprint = {"model": dataclasses.asdict(model), "train": settings, "tokens": vocab.tokens,
+                   "data": [(p.name, p.stat().st_size) for p in sorted(data.glob("*.pkl"))]}
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def save_model(net: Im2LatexNet, tokens: list[str], model: ModelConfig, path: str | Path) -> None:
+    """The trained weights with what is needed to rebuild the network."""
+    with atomic_file(path, "wb") as f:
+        torch.save({"tokens": tokens, "model": dataclasses.asdict(model), "state_dict": net.state_dict()}, f)
+
+
+def load_model(path: str | Path) -> tuple[Im2LatexNet, list[str]]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net = Im2LatexNet(state["tokens"], **state["model"])
+    net.load_state_dict(state["state_dict"])
+    return net.eval(), state["tokens"]
+
+
+def train(data: str | Path, vocab_path: str | Path, model: ModelConfig, cfg: TrainConfig, out: str | Path,
+          live_dir: str | Path, checkpoints: str | Path, callbacks: list | None = None) -> Im2LatexNet:
+    """Train on data/{train,validate}.pkl, resuming from the last checkpoint of a run with the same key,
+    log curves to `live_dir` with DVCLive, and save the weights to `out`."""
+    from dvclive.lightning import DVCLiveLogger
+
+    pl.seed_everything(cfg.seed, workers=True)
+    data, vocab = Path(data), Vocabulary.load(vocab_path)
+    folder = Path(checkpoints) / checkpoint_key(model, cfg, vocab, data)
+    datamodule = FormulaDataModule(data, cfg.batch_size, cfg.seed, cfg.workers)
+    datamodule.setup()
+    shapes = [image.shape for image in datamodule.splits["train"].images]
+    steps_per_epoch = len(BucketBatchSampler(shapes, cfg.batch_size, True, cfg.seed, replicas=cfg.devices))
+    module = Im2LatexModule(vocab.tokens, dataclasses.asdict(model), cfg.lr, cfg.weight_decay, cfg.warmup_steps,
+                            steps_per_epoch * cfg.max_epochs, cfg.label_smoothing)
+    last = folder / "ckpt" / "last.ckpt"
+    trainer = pl.Trainer(
+        max_epochs=cfg.max_epochs,
+        max_time=datetime.timedelta(minutes=cfg.max_minutes) if cfg.max_minutes > 0 else None,
+        accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
+        # curves live beside the checkpoints so that a resumed run continues them; copied to live_dir at the end
+        logger=DVCLiveLogger(dir=str(folder / "dvclive"), resume=True, dvcyaml=None, save_dvc_exp=False, report=None),
+        callbacks=[pl.callbacks.ModelCheckpoint(dirpath=folder / "ckpt", save_last=True, save_top_k=1)] + (callbacks or []),
+        use_distributed_sampler=False, num_sanity_val_steps=0, log_every_n_steps=max(1, min(10, steps_per_epoch)), enable_model_summary=False,
+    )
+    if last.exists():
+        log.info("resuming from %s", last)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.exists() else None)
+    if trainer.is_global_zero:
+        save_model(module.net, vocab.tokens, model, out)
+        shutil.rmtree(live_dir, ignore_errors=True)
+        shutil.copytree(folder / "dvclive", live_dir)
+    return module.net

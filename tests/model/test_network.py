@@ -1,0 +1,78 @@
+import torch
+
+from im2latex.data.vocab import END, SPECIALS
+from im2latex.model.network import Im2LatexNet
+
+TOKENS = SPECIALS + ["{", "}", r"\left(", r"\right)", "x", "y", "^", "_", r"\frac"]
+
+
+def make_net(max_len: int = 24, seed: int = 0) -> Im2LatexNet:
+    torch.manual_seed(seed)
+    return Im2LatexNet(TOKENS, d_model=32, heads=4, layers=2, ff=64, dropout=0.0, encoder_channels=8, max_len=max_len).eval()
+
+
+def test_shapes():
+    net = make_net()
+    images, tokens = torch.rand(3, 1, 40, 120), torch.randint(0, len(TOKENS), (3, 9))
+    assert net(images, tokens).shape == (3, 9, len(TOKENS))
+    assert net.encoder(images).shape == (3, 5 * 15, 32)  # downsampled 8x, flattened
+
+
+def test_decoder_is_causal():
+    net = make_net()
+    images, tokens = torch.rand(2, 1, 32, 64), torch.randint(0, len(TOKENS), (2, 8))
+    changed = tokens.clone()
+    changed[:, 5:] = (changed[:, 5:] + 1) % len(TOKENS)
+    with torch.no_grad():
+        assert torch.allclose(net(images, tokens)[:, :5], net(images, changed)[:, :5], atol=1e-5)
+
+
+def test_cached_decoding_equals_recomputing_the_prefix():
+    net, images = make_net(), torch.rand(3, 1, 32, 96)
+    with torch.no_grad():
+        assert torch.equal(net.greedy(images, use_cache=True), net.greedy(images, use_cache=False))
+        assert torch.equal(net.beam_search(images, 3, use_cache=True), net.beam_search(images, 3, use_cache=False))
+
+
+def test_beam_width_one_is_greedy():
+    for seed in range(3):
+        net, images = make_net(seed=seed), torch.rand(4, 1, 32, 96)
+        with torch.no_grad():
+            assert torch.equal(net.beam_search(images, 1), net.greedy(images))
+
+
+def balanced(ids: list[int]) -> bool:
+    braces = lefts = 0
+    for i in ids:
+        if i == END:
+            break
+        token = TOKENS[i]
+        braces += (token == "{") - (token == "}")
+        lefts += token.startswith(r"\left") - token.startswith(r"\right")
+        if braces < 0 or lefts < 0:
+            return False
+    return braces == 0 and lefts == 0
+
+
+def test_constraint_never_yields_unbalanced_groups():
+    for seed in range(5):
+        net = make_net(max_len=12 + seed, seed=seed)
+        with torch.no_grad():  # make the untrained network love braces and \left/\right, and hate stopping
+            net.head.bias[:] = 0
+            for token in ("{", "}", r"\left(", r"\right)"):
+                net.head.bias[TOKENS.index(token)] = 8.0 + seed
+            net.head.bias[END] = -10.0
+            images = torch.rand(6, 1, 32, 64)
+            outputs = net.greedy(images).tolist() + net.beam_search(images, 3).tolist()
+        assert all(balanced(ids) for ids in outputs), outputs
+
+
+def test_unconstrained_network_would_be_unbalanced():
+    """The check above is not vacuous: without the constraint, the biased network closes what is not open."""
+    net = make_net(seed=1)
+    with torch.no_grad():
+        net.head.bias[:] = 0
+        net.head.bias[TOKENS.index("}")] = 20.0
+        net.delta.zero_()  # no token opens or closes anything: constraint off
+        ids = net.greedy(torch.rand(2, 1, 32, 64)).tolist()
+    assert not any(balanced(row) for row in ids)

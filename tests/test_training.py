@@ -1,0 +1,96 @@
+"""Training end to end on tiny data: it learns, it resumes, and the export matches it."""
+import dataclasses
+import shutil
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from im2latex.config import ModelConfig, SyntheticConfig, TrainConfig
+from im2latex.data import layout
+from im2latex.data.preprocessing import load_image, load_split, preprocess_split, save_split
+from im2latex.data.sources import build_synthetic
+from im2latex.data.tokenizer import tokenize
+from im2latex.data.vocab import build_vocabulary
+from im2latex.evaluation import tensor_images
+from im2latex.export import FormulaReader, check_parity, script
+from im2latex.model.inputs import prepare, to_batch
+from im2latex.training import load_model, train
+from tests.conftest import PREPROCESS
+
+MODEL = ModelConfig(d_model=64, heads=4, layers=2, ff=128, dropout=0.0, encoder_channels=8, max_len=16)
+TRAIN = TrainConfig(seed=0, batch_size=4, lr=5.0e-3, weight_decay=0.0, warmup_steps=10, label_smoothing=0.0,
+                    max_epochs=60, max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1,
+                    strategy="auto", workers=0)
+
+
+@pytest.fixture(scope="module")
+def handful(tmp_path_factory):
+    """Four short rendered formulas, preprocessed; the same four serve as train, validate and test."""
+    root = tmp_path_factory.mktemp("handful")
+    cfg = SyntheticConfig(train=4, validate=0, test=0, max_tokens=6, dpi=(100, 100), pad=(4, 4), noise=0.0, chunk=4)
+    build_synthetic(root / "raw", cfg, seed=7) if (root / "raw").mkdir() is None else None
+    samples = layout.read_split(root / "raw", "train")
+    vocab, _ = build_vocabulary([tokenize(s.formula) for s in samples], min_freq=1)
+    vocab.save(root / "vocab.json")
+    data, _ = preprocess_split(samples, vocab, PREPROCESS, workers=1)
+    (root / "pre").mkdir()
+    for split in ("train", "validate", "test"):
+        save_split(root / "pre" / f"{split}.pkl", data)
+    return root
+
+
+def test_tiny_model_overfits_a_handful_to_exact_match(handful, tmp_path):
+    train(handful / "pre", handful / "vocab.json", MODEL, TRAIN, tmp_path / "w.pt", tmp_path / "live", tmp_path / "ck")
+    net, tokens = load_model(tmp_path / "w.pt")
+    data = load_split(handful / "pre" / "test.pkl")
+    reader = FormulaReader(net, tokens, 0, 0, 1.0, 1)
+    predictions = [reader.to_text(ids) for ids in reader.decode(to_batch(tensor_images(data["images"])), 1)]
+    assert predictions == data["formulas"]
+    assert (tmp_path / "live" / "metrics.json").is_file()  # DVCLive curves
+
+    # the TorchScript file reads the raw rendered PNGs (its own cropping and padding) to the same formulas
+    scripted = script(net, tokens, PREPROCESS.threshold, PREPROCESS.pad, PREPROCESS.scale, beam_width=2)
+    scripted.save(str(tmp_path / "model.pt"))
+    loaded = torch.jit.load(str(tmp_path / "model.pt"))
+    raw = [torch.from_numpy(load_image(handful / "raw" / layout.IMAGES / f"{n}.png")) for n in data["names"]]
+    assert loaded(raw) == data["formulas"]
+    assert check_parity(net, loaded, [to_batch(tensor_images(data["images"]))], beam_width=2) == 4
+
+
+class Interrupt(pl.Callback):
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.current_epoch == 2:
+            raise KeyboardInterrupt  # as if the run were killed
+
+
+class FirstEpoch(pl.Callback):
+    first = None
+
+    def on_train_epoch_start(self, trainer, module):
+        FirstEpoch.first = trainer.current_epoch if FirstEpoch.first is None else FirstEpoch.first
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(handful, tmp_path):
+    cfg = dataclasses.replace(TRAIN, max_epochs=4)
+    args = (handful / "pre", handful / "vocab.json", MODEL, cfg, tmp_path / "w.pt", tmp_path / "live", tmp_path / "ck")
+    with pytest.raises(SystemExit):  # Lightning's reaction to an interrupt
+        train(*args, callbacks=[Interrupt()])
+    assert not (tmp_path / "w.pt").exists()
+    train(*args, callbacks=[FirstEpoch()])
+    assert FirstEpoch.first == 2
+    # other params never resume that checkpoint
+    FirstEpoch.first = None
+    train(handful / "pre", handful / "vocab.json", MODEL, dataclasses.replace(cfg, lr=1.0e-3), tmp_path / "w2.pt",
+          tmp_path / "live2", tmp_path / "ck", callbacks=[FirstEpoch()])
+    assert FirstEpoch.first == 0
+    assert len(list((tmp_path / "ck").iterdir())) == 2
+
+
+def test_prepare_matches_preprocessing(handful):
+    """The exported model's input normalisation is the one the training images went through."""
+    from im2latex.data.preprocessing import prepare_image
+
+    image = load_image(next((handful / "raw" / layout.IMAGES).iterdir()))
+    assert (prepare(torch.from_numpy(image), 200, 4, 0.75).numpy() ==
+            prepare_image(image, dataclasses.replace(PREPROCESS, scale=0.75))).all()
