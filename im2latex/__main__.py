@@ -24,6 +24,66 @@ def cmd_data_report(args: argparse.Namespace) -> None:
     print(json.dumps(compare(args.data, args.reference), indent=1))
 
 
+def read_labelled_folder(folder: Path, split: str, formulas: Path | None) -> tuple[list[str], list[Path], list[str]]:
+    """(names, image paths, formulas) of a dataset in IM2LATEX-100K layout, or of a plain folder of
+    N.png images whose labels are line N (counting from 0) of a formula file."""
+    from im2latex.data import layout
+
+    if not folder.is_dir():
+        raise Im2LatexError(f"--data: {folder} is not a folder")
+    if formulas is None and (folder / layout.FORMULAS).is_file() and (folder / layout.split_file(split)).is_file():
+        samples = layout.read_split(folder, split)
+        return [s.image.stem for s in samples], [s.image for s in samples], [s.formula for s in samples]
+    candidates = [formulas] if formulas else [p for p in (folder / "formulas.lst", folder / "formulas.txt",
+                                                          folder / layout.FORMULAS) if p.is_file()]
+    if not candidates or not candidates[0].is_file():
+        raise Im2LatexError(f"{folder}: neither IM2LATEX-100K layout nor N.png images with a formulas.lst/formulas.txt "
+                            "(or pass --formulas FILE)")
+    labels = layout.decode_formulas(candidates[0].read_bytes(), str(candidates[0]))
+    images = sorted((p for p in folder.glob("*.png") if p.stem.isdigit()), key=lambda p: int(p.stem))
+    if not images:
+        raise Im2LatexError(f"{folder}: no images named N.png")
+    missing = [p.name for p in images if int(p.stem) >= len(labels)]
+    if missing:
+        raise Im2LatexError(f"{candidates[0]} has {len(labels)} lines, so {missing[0]} has no label")
+    return [p.stem for p in images], images, [labels[int(p.stem)] for p in images]
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    import torch
+
+    from im2latex.data.preprocessing import load_image
+    from im2latex.data.tokenizer import normalize
+    from im2latex.evaluation import evaluate, predict_all
+    from im2latex.export import load_reader
+
+    reader = load_reader(args.model)
+    names, paths, formulas = read_labelled_folder(args.data, args.split, args.formulas)
+    images = [load_image(p) for p in paths]
+    predictions = predict_all(lambda batch: reader([torch.from_numpy(i) for i in batch]), images, args.batch_size)
+    out = args.out
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    metrics = evaluate(names, images, [normalize(f) for f in formulas], predictions,
+                       out and out / "metrics.json", out and out / "predictions.tsv", out and out / "examples.png", 4)
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    import torch
+
+    from im2latex.data.preprocessing import load_image
+    from im2latex.export import load_reader
+
+    reader = load_reader(args.model)
+    texts = reader([torch.from_numpy(load_image(p)) for p in args.images])
+    if args.json:
+        print(json.dumps([{"image": str(p), "latex": t} for p, t in zip(args.images, texts)], indent=2))
+    else:
+        for path, text in zip(args.images, texts):
+            print(f"{path}\t{text}" if len(args.images) > 1 else text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="im2latex", description="Image of a formula -> LaTeX. "
                                      "The pipeline itself runs with `dvc repro`; these are the tools around it.")
@@ -41,6 +101,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", type=Path, help="dataset folder, e.g. data/raw")
     p.add_argument("--reference", type=Path, required=True, help="folder with vocab_val_freq.tsv and stats.json")
     p.set_defaults(run=cmd_data_report)
+
+    p = commands.add_parser("evaluate", help="score the exported model on a labelled dataset folder",
+                            description="BLEU-4, edit score, exact match and render rate of the exported model on DIR: "
+                                        "a dataset in IM2LATEX-100K layout (its --split), or a plain folder of N.png images "
+                                        "whose label is line N (from 0) of formulas.lst / formulas.txt. Images may be any size, "
+                                        "transparent backgrounds are put on white; labels may be plain LaTeX.")
+    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="labelled images")
+    p.add_argument("--model", type=Path, default=Path("models/model.pt"), help="TorchScript file (default: %(default)s)")
+    p.add_argument("--split", default="test", choices=["train", "validate", "test"], help="split of an IM2LATEX-100K layout (default: %(default)s)")
+    p.add_argument("--formulas", type=Path, help="formula file of a plain folder (default: DIR/formulas.lst or .txt)")
+    p.add_argument("--out", type=Path, help="also write metrics.json, predictions.tsv and examples.png here")
+    p.add_argument("--batch-size", type=int, default=16, help="images decoded together (default: %(default)s)")
+    p.set_defaults(run=cmd_evaluate)
+
+    p = commands.add_parser("predict", help="print the LaTeX of formula images",
+                            description="Read each image with the exported model and print its LaTeX (one line per image).")
+    p.add_argument("images", type=Path, nargs="+", help="PNG/JPEG images of formulas")
+    p.add_argument("--model", type=Path, default=Path("models/model.pt"), help="TorchScript file (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {image, latex}")
+    p.set_defaults(run=cmd_predict)
     return parser
 
 

@@ -23,3 +23,13 @@ def test_bad_params_fail_with_one_line(tmp_path, text, message):
     with pytest.raises(Im2LatexError, match=message) as e:
         load_section(path, "vocab", VocabConfig)
     assert "\n" not in str(e.value)
+
+
+def test_the_gpu_preset_loads():
+    from im2latex.config import EvaluateConfig, ExportConfig, ModelConfig, TrainConfig
+
+    for section, cls in [("data", DataConfig), ("vocab", VocabConfig), ("preprocess", PreprocessConfig),
+                         ("model", ModelConfig), ("train", TrainConfig), ("evaluate", EvaluateConfig),
+                         ("export", ExportConfig)]:
+        load_section("presets/im2latex-100k-gpu.yaml", section, cls)
+    assert load_section("presets/im2latex-100k-gpu.yaml", "data", DataConfig).source == "im2latex-100k"

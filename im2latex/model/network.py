@@ -103,6 +103,8 @@ class Im2LatexNet(nn.Module):
         self.pad_id, self.start_id, self.end_id = PAD, START, END
         self.encoder = Encoder(encoder_channels, d_model)
         self.embed = nn.Embedding(len(tokens), d_model)
+        # scaled by sqrt(d_model) when used: unit-size embeddings that do not drown the positional encoding
+        nn.init.normal_(self.embed.weight, std=d_model ** -0.5)
         self.register_buffer("pos", sinusoid(max_len + 2, d_model), persistent=False)
         self.layers = nn.ModuleList([DecoderLayer(d_model, heads, ff, dropout) for _ in range(layers)])
         self.norm = nn.LayerNorm(d_model)

@@ -1,0 +1,74 @@
+"""The command line, on a real TorchScript file made from a small untrained network."""
+import csv
+import json
+import shutil
+
+import pytest
+import torch
+
+from im2latex.__main__ import main
+from im2latex.data import layout
+from im2latex.data.preprocessing import load_image
+from im2latex.data.tokenizer import normalize, tokenize
+from im2latex.data.vocab import build_vocabulary
+from im2latex.export import script
+from im2latex.model.network import Im2LatexNet
+
+
+@pytest.fixture(scope="module")
+def model_file(tiny_dataset, tmp_path_factory):
+    formulas = layout.read_formulas(tiny_dataset)
+    vocab, _ = build_vocabulary([tokenize(f) for f in formulas], min_freq=1)
+    torch.manual_seed(0)
+    net = Im2LatexNet(vocab.tokens, d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    script(net, vocab.tokens, threshold=200, pad=4, scale=0.75, beam_width=1).save(str(path))
+    return path
+
+
+def test_evaluate_on_an_im2latex_layout(tiny_dataset, model_file, tmp_path, capsys):
+    main(["evaluate", "--data", str(tiny_dataset), "--model", str(model_file), "--out", str(tmp_path)])
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["samples"] == 4 and 0 <= metrics["bleu4"] <= 1 and 0 <= metrics["render_rate"] <= 1
+    rows = list(csv.DictReader((tmp_path / "predictions.tsv").open(), delimiter="\t"))
+    assert [r["target"] for r in rows] == [s.formula for s in layout.read_split(tiny_dataset, "test")]
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert (tmp_path / "examples.png").stat().st_size > 0
+
+
+def test_evaluate_on_a_plain_folder_with_plain_latex_labels(tiny_dataset, model_file, tmp_path, capsys):
+    samples = layout.read_split(tiny_dataset, "validate")
+    for n, sample in enumerate(samples):
+        shutil.copy(sample.image, tmp_path / f"{n}.png")
+    labels = [s.formula.replace(" ", "") if "\\" not in s.formula else s.formula for s in samples]
+    (tmp_path / "formulas.txt").write_text("\n".join(labels) + "\n")
+    main(["evaluate", "--data", str(tmp_path), "--model", str(model_file), "--out", str(tmp_path / "out")])
+    assert json.loads(capsys.readouterr().out)["samples"] == len(samples)
+    rows = list(csv.DictReader((tmp_path / "out" / "predictions.tsv").open(), delimiter="\t"))
+    assert [r["target"] for r in rows] == [normalize(label) for label in labels]
+
+
+def test_predict_matches_the_model(tiny_dataset, model_file, capsys):
+    images = sorted((tiny_dataset / layout.IMAGES).iterdir())[:2]
+    main(["predict", "--json", "--model", str(model_file)] + [str(p) for p in images])
+    answers = json.loads(capsys.readouterr().out)
+    reader = torch.jit.load(str(model_file))
+    assert [a["latex"] for a in answers] == reader([torch.from_numpy(load_image(p)) for p in images])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict", "--model", "nope.pt", "x.png"], "cannot load model nope.pt"),
+    (["evaluate", "--data", "/nonexistent", "--model", "MODEL"], "is not a folder"),
+])
+def test_user_errors_are_one_line(model_file, args, message, capsys):
+    args = [str(model_file) if a == "MODEL" else a for a in args]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unlabelled_image_is_named(tiny_dataset, model_file, tmp_path):
+    shutil.copy(next((tiny_dataset / layout.IMAGES).iterdir()), tmp_path / "3.png")
+    (tmp_path / "formulas.lst").write_text("x\ny\n")
+    with pytest.raises(SystemExit, match="3.png has no label"):
+        main(["evaluate", "--data", str(tmp_path), "--model", str(model_file)])
