@@ -1,6 +1,7 @@
 """Training end to end on tiny data: it learns, it resumes, and the export matches it."""
 import dataclasses
-import shutil
+import json
+from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
@@ -29,7 +30,8 @@ def handful(tmp_path_factory):
     """Four short rendered formulas, preprocessed; the same four serve as train, validate and test."""
     root = tmp_path_factory.mktemp("handful")
     cfg = SyntheticConfig(train=4, validate=0, test=0, max_tokens=6, dpi=(100, 100), pad=(4, 4), noise=0.0, chunk=4)
-    build_synthetic(root / "raw", cfg, seed=7) if (root / "raw").mkdir() is None else None
+    (root / "raw").mkdir()
+    build_synthetic(root / "raw", cfg, seed=7)
     samples = layout.read_split(root / "raw", "train")
     vocab, _ = build_vocabulary([tokenize(s.formula) for s in samples], min_freq=1)
     vocab.save(root / "vocab.json")
@@ -94,3 +96,25 @@ def test_prepare_matches_preprocessing(handful):
     image = load_image(next((handful / "raw" / layout.IMAGES).iterdir()))
     assert (prepare(torch.from_numpy(image), 200, 4, 0.75).numpy() ==
             prepare_image(image, dataclasses.replace(PREPROCESS, scale=0.75))).all()
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(handful, tmp_path):
+    """strategy: ddp with devices: 2 on CPU (gloo): the stage script is relaunched once per rank."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    params = {"model": dataclasses.asdict(MODEL),
+              "train": {**dataclasses.asdict(TRAIN), "max_epochs": 2, "strategy": "ddp", "devices": 2, "batch_size": 2}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.train", str(tmp_path / "params.yaml"), str(handful / "pre"),
+         str(handful / "vocab.json"), str(tmp_path / "w.pt"), str(tmp_path / "live"), str(tmp_path / "ck")],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed_backend=gloo" in result.stderr + result.stdout and "All distributed processes registered" in result.stderr + result.stdout
+    net, tokens = load_model(tmp_path / "w.pt")
+    steps = json.loads((tmp_path / "live" / "metrics.json").read_text())["step"]
+    assert steps == 2  # 4 samples, 2 per batch, 2 ranks: one step per epoch

@@ -1,5 +1,6 @@
 """Render formulas to grayscale PNGs with real LaTeX, as IM2LATEX-100K was rendered:
 one `latex` run over a document with one formula per page, then `dvipng -T tight`."""
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -25,6 +26,7 @@ PREAMBLE = r"""\documentclass[12pt]{article}
 \begin{document}
 """
 SIZES = [r"\normalsize", r"\normalsize", r"\large", r"\small"]
+LATEX_TIMEOUT_S = 10.0
 _MARK = re.compile(r"^IM2LATEX-FORMULA (\d+)$")
 
 
@@ -90,13 +92,17 @@ def render_chunk(job: tuple[list[str], list[Path], int, RenderStyle]) -> list[bo
     with tempfile.TemporaryDirectory(prefix="im2latex-render-") as tmp:
         tex = Path(tmp, "formulas.tex")
         tex.write_text(_document(formulas, rng))
-        subprocess.run(["latex", "-interaction=nonstopmode", "-no-shell-escape", tex.name], cwd=tmp,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=600)
-        log_text = Path(tmp, "formulas.log").read_text(errors="replace")
+        try:  # some broken formulas send TeX's error recovery into an endless loop
+            subprocess.run(["latex", "-interaction=nonstopmode", "-no-shell-escape", tex.name], cwd=tmp,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                           timeout=LATEX_TIMEOUT_S + 0.05 * len(formulas))
+            log_text = Path(tmp, "formulas.log").read_text(errors="replace")
+        except subprocess.TimeoutExpired:
+            log_text = ""
         dvi = Path(tmp, "formulas.dvi")
         failed = failed_formulas(log_text)
-        if not dvi.exists() or len(formulas) > 1 and _page_count(log_text) != len(formulas):
-            # a fatal error swallowed pages, so pages no longer match formulas: render one by one
+        if not log_text or not dvi.exists() or _page_count(log_text) != len(formulas):
+            # a fatal error or a loop swallowed pages, so pages no longer match formulas: render one by one
             if len(formulas) == 1:
                 return [False]
             return [render_chunk(([f], [t], seed + i, style))[0] for i, (f, t) in enumerate(zip(formulas, targets))]
@@ -122,11 +128,11 @@ def render_formulas(formulas: list[str], targets: list[Path], seed: int, style: 
     require_latex()
     jobs = [(formulas[i:i + chunk], targets[i:i + chunk], seed * 1_000_003 + i, style)
             for i in range(0, len(formulas), chunk)]
-    workers = workers or os.cpu_count() or 1
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
     ok: list[bool] = []
-    with multiprocessing.get_context("spawn").Pool(workers) as pool, \
-            tqdm(total=len(formulas), desc="render", unit="formula") as bar:
-        for result in pool.imap(render_chunk, jobs):
+    with contextlib.ExitStack() as stack, tqdm(total=len(formulas), desc="render", unit="formula") as bar:
+        pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers)) if workers > 1 else None
+        for result in pool.imap(render_chunk, jobs) if pool else map(render_chunk, jobs):
             ok += result
             bar.update(len(result))
     return ok

@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from im2latex.data import layout
+from im2latex.data import layout, rendering
 from im2latex.data.generator import generate_formulas
 from im2latex.data.rendering import RenderStyle, failed_formulas, render_formulas
 from im2latex.data.tokenizer import tokenize
@@ -45,11 +45,13 @@ def test_every_rendered_formula_is_a_readable_grayscale_image(tiny_dataset):
             assert np.asarray(image).min() < 100  # there is ink
 
 
-def test_rendering_reports_failures_and_keeps_the_rest(tmp_path):
-    formulas = [r"x ^ { 2 }", r"\frac { a } { b", r"\nosuchcommand x", r"\sqrt { y }"]
+def test_rendering_reports_failures_and_keeps_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setattr(rendering, "LATEX_TIMEOUT_S", 2.0)
+    # a macro that expands forever stands for the predictions that send TeX's error recovery into a loop
+    formulas = [r"x ^ { 2 }", r"\frac { a } { b", r"\nosuchcommand x", r"\def \x { \x } \x", r"\sqrt { y }"]
     targets = [tmp_path / f"{i}.png" for i in range(len(formulas))]
-    ok = render_formulas(formulas, targets, seed=0, style=RenderStyle((100, 100), (2, 2), 0.0), chunk=4, workers=1)
-    assert ok == [True, False, False, True]
+    ok = render_formulas(formulas, targets, seed=0, style=RenderStyle((100, 100), (2, 2), 0.0), chunk=5, workers=1)
+    assert ok == [True, False, False, False, True]
     assert [t.exists() for t in targets] == ok
 
 
