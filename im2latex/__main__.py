@@ -75,6 +75,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from im2latex.data.preprocessing import load_image
     from im2latex.export import load_reader
 
+    require_model(args.model)
     reader = load_reader(args.model)
     texts = reader([torch.from_numpy(load_image(p)) for p in args.images])
     if args.json:
@@ -82,6 +83,22 @@ def cmd_predict(args: argparse.Namespace) -> None:
     else:
         for path, text in zip(args.images, texts):
             print(f"{path}\t{text}" if len(args.images) > 1 else text)
+
+
+def require_model(path: Path) -> None:
+    if not path.is_file():
+        raise Im2LatexError(f"no model at {path}: train and export one first with `make repro` (or `dvc repro`)")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from im2latex.config import ServeConfig, load_section
+    from im2latex.serve.app import create_app
+
+    require_model(args.model)
+    cfg = load_section(args.params, "serve", ServeConfig)
+    uvicorn.run(create_app(args.model, cfg), host=args.host, port=args.port, timeout_graceful_shutdown=30)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, default=Path("models/model.pt"), help="TorchScript file (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print a JSON list of {image, latex}")
     p.set_defaults(run=cmd_predict)
+
+    p = commands.add_parser("serve", help="serve the exported model over HTTP (FastAPI)",
+                            description="POST /v1/predict (multipart field 'file', or JSON base64), /healthz, /readyz, "
+                                        "/metrics, OpenAPI at /docs. Limits come from the serve: section of PARAMS.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.add_argument("--model", type=Path, default=Path("models/model.pt"), help="TorchScript file (default: %(default)s)")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="its serve: section sets the limits (default: %(default)s)")
+    p.set_defaults(run=cmd_serve)
     return parser
 
 

@@ -119,3 +119,13 @@ class EvaluateConfig:
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
     parity_samples: int  # test images on which the TorchScript file must match the eager model
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeConfig:
+    max_body_bytes: int  # larger requests get 413 before they are read
+    max_pixels: int  # larger images get 413 before they are decoded (decompression bombs)
+    max_images: int  # images in one batch request
+    concurrency: int  # predictions running at once; more wait in the queue
+    queue: int  # requests waiting beyond that get 503 with Retry-After
+    allow_image_url: bool  # GET /v1/predict?image_url= (off: 403)

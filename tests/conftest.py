@@ -2,9 +2,15 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from im2latex.config import PreprocessConfig, SyntheticConfig
+from im2latex.data import layout
 from im2latex.data.sources import build_synthetic
+from im2latex.data.tokenizer import tokenize
+from im2latex.data.vocab import build_vocabulary
+from im2latex.export import script
+from im2latex.model.network import Im2LatexNet
 
 TINY = SyntheticConfig(train=16, validate=4, test=4, max_tokens=40, dpi=(90, 110), pad=(2, 8), noise=0.01, chunk=8)
 PREPROCESS = PreprocessConfig(threshold=200, pad=4, scale=1.0, max_height=160, max_width=800, max_tokens=150)
@@ -16,3 +22,15 @@ def tiny_dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny")
     build_synthetic(root, TINY, seed=1)
     return root
+
+
+@pytest.fixture(scope="session")
+def model_file(tiny_dataset, tmp_path_factory) -> Path:
+    """A TorchScript file of a small untrained network over the tiny dataset's vocabulary."""
+    formulas = layout.read_formulas(tiny_dataset)
+    vocab, _ = build_vocabulary([tokenize(f) for f in formulas], min_freq=1)
+    torch.manual_seed(0)
+    net = Im2LatexNet(vocab.tokens, d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    script(net, vocab.tokens, threshold=200, pad=4, scale=0.75, beam_width=1).save(str(path))
+    return path

@@ -9,21 +9,7 @@ import torch
 from im2latex.__main__ import main
 from im2latex.data import layout
 from im2latex.data.preprocessing import load_image
-from im2latex.data.tokenizer import normalize, tokenize
-from im2latex.data.vocab import build_vocabulary
-from im2latex.export import script
-from im2latex.model.network import Im2LatexNet
-
-
-@pytest.fixture(scope="module")
-def model_file(tiny_dataset, tmp_path_factory):
-    formulas = layout.read_formulas(tiny_dataset)
-    vocab, _ = build_vocabulary([tokenize(f) for f in formulas], min_freq=1)
-    torch.manual_seed(0)
-    net = Im2LatexNet(vocab.tokens, d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    script(net, vocab.tokens, threshold=200, pad=4, scale=0.75, beam_width=1).save(str(path))
-    return path
+from im2latex.data.tokenizer import normalize
 
 
 def test_evaluate_on_an_im2latex_layout(tiny_dataset, model_file, tmp_path, capsys):
@@ -57,7 +43,8 @@ def test_predict_matches_the_model(tiny_dataset, model_file, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["predict", "--model", "nope.pt", "x.png"], "cannot load model nope.pt"),
+    (["predict", "--model", "nope.pt", "x.png"], "no model at nope.pt: train and export one first"),
+    (["serve", "--model", "nope.pt"], "no model at nope.pt"),
     (["evaluate", "--data", "/nonexistent", "--model", "MODEL"], "is not a folder"),
 ])
 def test_user_errors_are_one_line(model_file, args, message, capsys):

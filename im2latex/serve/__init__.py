@@ -1,0 +1,1 @@
+"""The prediction API (FastAPI) on the exported TorchScript file."""

@@ -1,0 +1,197 @@
+"""FastAPI app: POST/GET /v1/predict, /healthz, /readyz, /metrics. Loads only the TorchScript file.
+Bad input gets a JSON error with a 4xx status; overload gets 503 with Retry-After."""
+import asyncio
+import base64
+import binascii
+import hashlib
+import io
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from PIL import Image, UnidentifiedImageError
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from im2latex.config import ServeConfig
+from im2latex.data.preprocessing import to_gray
+from im2latex.export import load_reader
+
+log = logging.getLogger(__name__)
+FORMATS = {"PNG", "JPEG"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def decode_image(data: bytes, max_pixels: int) -> torch.Tensor:
+    """PNG/JPEG bytes -> uint8 grayscale (H, W), transparency on white; size checked before decoding."""
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        raise ApiError(413, f"image refused before decoding: {e}".split(", could")[0]) from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise ApiError(400, "not an image (PNG or JPEG expected)") from None
+    if image.format not in FORMATS:
+        raise ApiError(415, f"{image.format} images are not supported: send PNG or JPEG")
+    if image.width * image.height > max_pixels:
+        raise ApiError(413, f"image is {image.width}x{image.height} pixels, more than the {max_pixels} allowed")
+    try:
+        image.load()
+        return torch.from_numpy(np.array(to_gray(image)))  # a writable copy
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError):
+        raise ApiError(400, "the image is truncated or corrupt") from None
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over `limit` bytes, from Content-Length before reading, or as it streams."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await _too_large(self.limit, send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise ApiError(413, f"request body over {self.limit} bytes")
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except ApiError as e:
+            if e.status != 413:
+                raise
+            await _too_large(self.limit, send)
+
+
+async def _too_large(limit: int, send) -> None:
+    response = JSONResponse({"error": f"request body over {limit} bytes"}, status_code=413, headers={"Connection": "close"})
+    await response({"type": "http"}, None, send)
+
+
+def create_app(model_path: str | Path, cfg: ServeConfig) -> FastAPI:
+    registry = CollectorRegistry()
+    requests = Counter("im2latex_requests", "HTTP requests", ["route", "status"], registry=registry)
+    latency = Histogram("im2latex_request_seconds", "request latency", ["route"], registry=registry)
+    in_flight = Gauge("im2latex_in_flight", "requests being handled", registry=registry)
+    state = {"ready": False}
+    slots = asyncio.Semaphore(cfg.concurrency)
+    waiting = {"n": 0}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state["reader"] = load_reader(model_path)
+        state["version"] = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:16]
+        blank = torch.full((32, 64), 255, dtype=torch.uint8)
+        blank[10:20, 10:40] = 0
+        await run_in_threadpool(state["reader"], [blank])  # warm-up: TorchScript optimises on first calls
+        state["ready"] = True
+        log.info("model %s (version %s) ready", model_path, state["version"])
+        yield
+
+    app = FastAPI(title="im2latex", version="1", lifespan=lifespan,
+                  description="Image of a formula -> its LaTeX. Every answer names the model version (a hash of the file).")
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        route, start = request.url.path, time.perf_counter()
+        in_flight.inc()
+        try:
+            response = await call_next(request)
+        finally:
+            in_flight.dec()
+        requests.labels(route, str(response.status_code)).inc()
+        latency.labels(route).observe(time.perf_counter() - start)
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, e: ApiError):
+        return JSONResponse({"error": e.message, "model": state.get("version")}, status_code=e.status, headers=e.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, e: RequestValidationError):
+        return JSONResponse({"error": "invalid request: " + "; ".join(str(err.get("msg")) for err in e.errors())},
+                            status_code=400)
+
+    async def predict(images: list[torch.Tensor]) -> dict:
+        if waiting["n"] >= cfg.concurrency + cfg.queue:
+            raise ApiError(503, "busy: too many predictions queued, retry shortly", {"Retry-After": "1"})
+        waiting["n"] += 1
+        try:
+            async with slots:
+                start = time.perf_counter()
+                texts = await run_in_threadpool(state["reader"], images)
+        finally:
+            waiting["n"] -= 1
+        ms = round(1000 * (time.perf_counter() - start), 1)
+        results = [{"pred": t, "tokens": t.split()} for t in texts]
+        return {**results[0], "preds": results, "time_ms": ms, "model": state["version"]}
+
+    def images_of(payloads: list[bytes]) -> list[torch.Tensor]:
+        if not payloads:
+            raise ApiError(400, "no image: send multipart field 'file' or JSON {\"image\": base64}")
+        if len(payloads) > cfg.max_images:
+            raise ApiError(413, f"{len(payloads)} images, more than the {cfg.max_images} allowed in one request")
+        return [decode_image(p, cfg.max_pixels) for p in payloads]
+
+    @app.post("/v1/predict", summary="LaTeX of one or more images",
+              description="multipart/form-data with one or more `file` fields, or JSON "
+                          "`{\"image\": \"<base64>\"}` / `{\"images\": [\"<base64>\", …]}`. Answers `pred` (the "
+                          "first image), `preds` (all), `tokens`, `time_ms` and `model`.")
+    async def post_predict(request: Request):
+        kind = request.headers.get("content-type", "")
+        if kind.startswith("multipart/form-data"):
+            form = await request.form()
+            payloads = [await f.read() for f in form.getlist("file") if hasattr(f, "read")]
+        elif kind.startswith("application/json"):
+            try:
+                body = await request.json()
+                encoded = body["images"] if "images" in body else [body["image"]]
+                payloads = [base64.b64decode(e, validate=True) for e in encoded]
+            except (ValueError, KeyError, TypeError, binascii.Error):
+                raise ApiError(400, "JSON must be {\"image\": \"<base64>\"} or {\"images\": [...]} with valid base64") from None
+        else:
+            raise ApiError(415, "send multipart/form-data (field 'file') or application/json")
+        return await predict(images_of(payloads))
+
+    @app.get("/v1/predict", summary="LaTeX of an image fetched from a URL (off unless enabled)")
+    async def get_predict(image_url: str):
+        if not cfg.allow_image_url:
+            raise ApiError(403, "image_url is disabled on this server; enable it with serve.allow_image_url: true "
+                                "in params.yaml, or POST the image instead")
+        raise ApiError(501, "image_url fetching is not implemented yet; POST the image instead")
+
+    @app.get("/healthz", summary="the process is alive")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="the model is loaded and warmed up")
+    async def readyz():
+        if not state["ready"]:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return {"status": "ready", "model": state["version"]}
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def metrics():
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(BodyLimit, limit=cfg.max_body_bytes)
+    return app

@@ -1,0 +1,183 @@
+"""The API on a real TorchScript file, through FastAPI's test client (in process, no network)."""
+import base64
+import dataclasses
+import io
+import struct
+import threading
+import time
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from im2latex.config import ServeConfig, load_section
+from im2latex.data import layout
+from im2latex.data.preprocessing import load_image
+from im2latex.serve.app import create_app
+
+CFG = dataclasses.replace(load_section("params.yaml", "serve", ServeConfig), max_body_bytes=1 << 20, max_pixels=4_000_000)
+
+
+@pytest.fixture(scope="module")
+def client(model_file):
+    with TestClient(create_app(model_file, CFG)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def formula_png(tiny_dataset) -> bytes:
+    return sorted((tiny_dataset / layout.IMAGES).iterdir())[0].read_bytes()
+
+
+def png(array: np.ndarray, mode: str = "L") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A valid PNG header claiming width x height pixels, with a tiny (truncated) body."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
+
+
+def test_health_ready_and_version(client, model_file):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and len(ready["model"]) == 16
+
+
+def test_multipart_and_base64_give_the_models_answer(client, model_file, formula_png, tiny_dataset):
+    expected = torch.jit.load(str(model_file))([torch.from_numpy(load_image(formula_png))])[0]
+    answer = client.post("/v1/predict", files={"file": ("f.png", formula_png, "image/png")}).json()
+    assert answer["pred"] == expected and answer["tokens"] == expected.split() and answer["time_ms"] >= 0
+    assert answer["model"] == client.get("/readyz").json()["model"]
+    answer = client.post("/v1/predict", json={"image": base64.b64encode(formula_png).decode()}).json()
+    assert answer["pred"] == expected
+
+
+def test_batch_of_images(client, formula_png):
+    files = [("file", ("a.png", formula_png, "image/png")), ("file", ("b.png", formula_png, "image/png"))]
+    answer = client.post("/v1/predict", files=files).json()
+    assert len(answer["preds"]) == 2 and answer["preds"][0] == answer["preds"][1]
+
+
+def test_transparent_png_is_read_on_white(client):
+    rgba = np.zeros((40, 80, 4), np.uint8)
+    rgba[10:30, 10:70, 3] = 255  # black ink on a transparent background
+    answer = client.post("/v1/predict", files={"file": ("t.png", png(rgba, "RGBA"), "image/png")})
+    assert answer.status_code == 200
+
+
+@pytest.mark.parametrize("send, status, message", [
+    (dict(files={"file": ("x.png", b"random bytes" * 10, "image/png")}), 400, "not an image"),
+    (dict(content=b"{not json", headers={"content-type": "application/json"}), 400, "valid base64"),
+    (dict(json={"image": "***not base64***"}), 400, "valid base64"),
+    (dict(json={"picture": "x"}), 400, "JSON must be"),
+    (dict(content=b"hello", headers={"content-type": "text/plain"}), 415, "multipart/form-data"),
+    (dict(files={"nofile": ("x.png", b"x", "image/png")}), 400, "no image"),
+])
+def test_bad_input_is_a_clear_json_error(client, send, status, message):
+    response = client.post("/v1/predict", **send)
+    assert response.status_code == status and message in response.json()["error"]
+
+
+def test_truncated_png_and_other_formats(client, formula_png):
+    response = client.post("/v1/predict", files={"file": ("t.png", formula_png[: len(formula_png) // 2], "image/png")})
+    assert response.status_code == 400 and "truncated" in response.json()["error"]
+    gif = io.BytesIO()
+    Image.new("L", (20, 20), 255).save(gif, format="GIF")
+    response = client.post("/v1/predict", files={"file": ("g.gif", gif.getvalue(), "image/gif")})
+    assert response.status_code == 415 and "GIF" in response.json()["error"]
+
+
+def test_decompression_bomb_is_refused_before_decoding(client):
+    small = client.post("/v1/predict", files={"file": ("b.png", bomb_png(3000, 2000), "image/png")})
+    assert small.status_code == 413 and "3000x2000" in small.json()["error"]  # over serve.max_pixels
+    start = time.perf_counter()
+    response = client.post("/v1/predict", files={"file": ("b.png", bomb_png(50000, 50000), "image/png")})
+    assert response.status_code == 413 and "2500000000 pixels" in response.json()["error"]
+    assert time.perf_counter() - start < 1.0
+
+
+def test_huge_upload_is_refused_fast_and_the_server_stays_up(client):
+    start = time.perf_counter()
+    response = client.post("/v1/predict", content=b"\0" * (60 << 20), headers={"content-type": "application/octet-stream"})
+    assert response.status_code == 413 and "over" in response.json()["error"]
+    assert time.perf_counter() - start < 1.0
+    assert client.get("/healthz").status_code == 200
+
+
+def test_image_url_is_off_by_default(client):
+    response = client.get("/v1/predict", params={"image_url": "http://127.0.0.1:1/x.png"})
+    assert response.status_code == 403 and "allow_image_url" in response.json()["error"]
+
+
+def test_metrics_count_requests(client):
+    client.get("/healthz")
+    text = client.get("/metrics").text
+    assert 'im2latex_requests_total{route="/healthz",status="200"}' in text
+    assert "im2latex_request_seconds_bucket" in text and "im2latex_in_flight" in text
+
+
+def test_overload_gives_503_with_retry_after(model_file, formula_png):
+    cfg = dataclasses.replace(CFG, concurrency=1, queue=0)
+    statuses = []
+    with TestClient(create_app(model_file, cfg)) as client:
+        def call():
+            r = client.post("/v1/predict", files={"file": ("f.png", formula_png, "image/png")})
+            statuses.append((r.status_code, r.headers.get("retry-after")))
+        threads = [threading.Thread(target=call) for _ in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    codes = {s for s, _ in statuses}
+    assert len(statuses) == 50 and codes <= {200, 503} and 200 in codes
+    assert all(retry == "1" for s, retry in statuses if s == 503)
+
+
+def test_openapi_schema_lists_the_routes(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/predict", "/healthz", "/readyz", "/metrics"} <= set(paths)
+    assert {"get", "post"} <= set(paths["/v1/predict"])
+
+
+def test_serve_command_runs_uvicorn_on_loopback_and_stops_on_sigterm(model_file, formula_png, tmp_path):
+    import json
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "im2latex", "serve", "--port", str(port), "--model", str(model_file)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    assert json.load(r)["status"] == "ready"
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "server did not start"
+                time.sleep(0.3)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict", method="POST",
+                                         data=json.dumps({"image": base64.b64encode(formula_png).decode()}).encode(),
+                                         headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            assert "pred" in json.load(r)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=30)[0]
+    assert server.returncode in (0, -signal.SIGTERM), output  # uvicorn re-raises the signal once it has shut down
+    assert f"Uvicorn running on http://127.0.0.1:{port}" in output and "Finished server process" in output
