@@ -1,0 +1,85 @@
+"""Load benchmark of the API on 127.0.0.1: requests/s and p50/p95 latency for single-image and batched
+requests, sequential and concurrent. Starts `python -m im2latex serve` itself; every loop is bounded.
+
+    python bench/bench_serve.py [--requests 40] [--clients 4] [--batch 4] [--out bench/serve_results.json]
+
+Needs models/model.pt and data/raw (run `make repro` first)."""
+import argparse
+import base64
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+
+def post(url: str, images: list[bytes]) -> tuple[int, float]:
+    body = json.dumps({"images": [base64.b64encode(i).decode() for i in images]}).encode()
+    request = urllib.request.Request(url, data=body, headers={"content-type": "application/json"}, method="POST")
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+            status = response.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    return status, time.perf_counter() - start
+
+
+def run(url: str, images: list[bytes], requests: int, clients: int, batch: int) -> dict:
+    jobs = [[images[(i * batch + k) % len(images)] for k in range(batch)] for i in range(requests)]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(lambda job: post(url, job), jobs))
+    wall = time.perf_counter() - start
+    latencies = sorted(t for status, t in results if status == 200)
+    return {"requests": requests, "clients": clients, "images_per_request": batch,
+            "ok": len(latencies), "status_503": sum(s == 503 for s, _ in results),
+            "requests_per_s": round(requests / wall, 2), "images_per_s": round(requests * batch / wall, 2),
+            "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
+            "p95_ms": round(1000 * latencies[int(0.95 * (len(latencies) - 1))], 1) if latencies else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("models/model.pt"))
+    parser.add_argument("--images", type=Path, default=Path("data/raw/formula_images"))
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=Path("bench/serve_results.json"))
+    args = parser.parse_args()
+    images = [p.read_bytes() for p in sorted(args.images.glob("*.png"))[-50:]]  # the test split's images
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "im2latex", "serve", "--port", str(port), "--model", str(args.model)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    sys.exit("the server did not start")
+                time.sleep(0.3)
+        url = f"http://127.0.0.1:{port}/v1/predict"
+        results = {"single, 1 client": run(url, images, args.requests, 1, 1),
+                   f"single, {args.clients} clients": run(url, images, args.requests, args.clients, 1),
+                   f"batch of {args.batch}, 1 client": run(url, images, args.requests // args.batch or 1, 1, args.batch)}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(json.dumps(results, indent=2))
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
