@@ -129,3 +129,5 @@ class ServeConfig:
     concurrency: int  # predictions running at once; more wait in the queue
     queue: int  # requests waiting beyond that get 503 with Retry-After
     allow_image_url: bool  # GET /v1/predict?image_url= (off: 403)
+    url_hosts: list[str]  # the only hosts image_url may name
+    url_timeout_s: float  # total deadline of one fetch, however slowly the server trickles

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from im2latex.config import ServeConfig
 from im2latex.data.preprocessing import to_gray
 from im2latex.export import load_reader
+from im2latex.serve.fetch import FetchError, fetch, public_address
 
 log = logging.getLogger(__name__)
 FORMATS = {"PNG", "JPEG"}
@@ -172,12 +173,20 @@ def create_app(model_path: str | Path, cfg: ServeConfig) -> FastAPI:
             raise ApiError(415, "send multipart/form-data (field 'file') or application/json")
         return await predict(images_of(payloads))
 
-    @app.get("/v1/predict", summary="LaTeX of an image fetched from a URL (off unless enabled)")
+    @app.get("/v1/predict", summary="LaTeX of an image fetched from a URL (off unless enabled)",
+             description="Compatible with the reference project. Off by default (403). When enabled, only "
+                         "http/https URLs on serve.url_hosts whose every address is public are fetched, without "
+                         "redirects, within max_body_bytes and url_timeout_s.")
     async def get_predict(image_url: str):
         if not cfg.allow_image_url:
             raise ApiError(403, "image_url is disabled on this server; enable it with serve.allow_image_url: true "
-                                "in params.yaml, or POST the image instead")
-        raise ApiError(501, "image_url fetching is not implemented yet; POST the image instead")
+                                "(and list hosts in serve.url_hosts) in params.yaml, or POST the image instead")
+        try:
+            data = await run_in_threadpool(fetch, image_url, cfg.url_hosts, cfg.max_body_bytes, cfg.url_timeout_s,
+                                           app.state.address_allowed)
+        except FetchError as e:
+            raise ApiError(400, f"image_url refused: {e}") from None
+        return await predict(images_of([data]))
 
     @app.get("/healthz", summary="the process is alive")
     async def healthz():
@@ -193,5 +202,6 @@ def create_app(model_path: str | Path, cfg: ServeConfig) -> FastAPI:
     async def metrics():
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.state.address_allowed = public_address  # tests widen this to reach their own loopback servers
     app.add_middleware(BodyLimit, limit=cfg.max_body_bytes)
     return app
