@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 # dvc.yaml runs `python -m stages.…`: that must be the venv's python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: repro test install tex
+.PHONY: repro test install tex browser
 
 repro: install tex
 	dvc repro
 
-test: install tex
+test: install tex browser
 	python -m pytest -q; rc=$$?; [ $$rc != 5 ] || echo "pytest collected no tests" >&2; exit $$rc
 
 install: $(VENV)/.installed
@@ -31,4 +31,15 @@ tex:
 	else \
 		echo "LaTeX is missing: install latex and dvipng (Debian/Ubuntu: sudo apt-get install texlive-latex-base dvipng; macOS: MacTeX), then run make again" >&2; \
 		exit 1; \
+	fi
+
+# The web page test drives Debian's chromium (headless); it is skipped, saying why, where chromium cannot be installed
+browser:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium for the web page test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+			|| echo "could not install chromium: the web page test will be skipped" >&2; \
+	else \
+		echo "chromium is missing (Debian/Ubuntu: sudo apt-get install chromium): the web page test will be skipped" >&2; \
 	fi

@@ -6,6 +6,7 @@ import binascii
 import hashlib
 import io
 import logging
+import tempfile
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,24 +15,34 @@ import numpy as np
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from PIL import Image, UnidentifiedImageError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from im2latex.config import ServeConfig
 from im2latex.data.preprocessing import to_gray
+from im2latex.data.rendering import RenderStyle, render_formulas
 from im2latex.export import load_reader
 from im2latex.serve.fetch import FetchError, fetch, public_address
 
 log = logging.getLogger(__name__)
 FORMATS = {"PNG", "JPEG"}
+PAGE = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")
 
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers or {}
+
+
+def render_png(latex: str) -> bytes | None:
+    """PNG of `latex` rendered with LaTeX, or None when LaTeX rejects it."""
+    with tempfile.TemporaryDirectory(prefix="im2latex-serve-") as tmp:
+        target = Path(tmp, "formula.png")
+        ok = render_formulas([latex], [target], seed=0, style=RenderStyle((150, 150), (8, 8), 0.0), chunk=1, workers=1)
+        return target.read_bytes() if ok[0] else None
 
 
 def decode_image(data: bytes, max_pixels: int) -> torch.Tensor:
@@ -187,6 +198,23 @@ def create_app(model_path: str | Path, cfg: ServeConfig) -> FastAPI:
         except FetchError as e:
             raise ApiError(400, f"image_url refused: {e}") from None
         return await predict(images_of([data]))
+
+    @app.get("/", summary="the web page: drop or paste an image, see and copy its LaTeX", response_class=HTMLResponse)
+    async def page():
+        return HTMLResponse(PAGE)
+
+    @app.post("/v1/render", summary="a PNG of LaTeX rendered by the server (the page shows it beside the input)",
+              responses={200: {"content": {"image/png": {}}}})
+    async def render(request: Request):
+        try:
+            latex = (await request.json())["latex"]
+            assert isinstance(latex, str) and 0 < len(latex) <= 4000
+        except (ValueError, KeyError, TypeError, AssertionError):
+            raise ApiError(400, "JSON must be {\"latex\": \"<at most 4000 characters>\"}") from None
+        png = await run_in_threadpool(render_png, latex)
+        if png is None:
+            raise ApiError(400, "LaTeX could not render this formula")
+        return Response(png, media_type="image/png")
 
     @app.get("/healthz", summary="the process is alive")
     async def healthz():

@@ -148,29 +148,15 @@ def test_openapi_schema_lists_the_routes(client):
     assert {"get", "post"} <= set(paths["/v1/predict"])
 
 
-def test_serve_command_runs_uvicorn_on_loopback_and_stops_on_sigterm(model_file, formula_png, tmp_path):
+def test_serve_command_runs_uvicorn_on_loopback_and_stops_on_sigterm(model_file, formula_png):
     import json
     import signal
-    import socket
-    import subprocess
-    import sys
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "im2latex", "serve", "--port", str(port), "--model", str(model_file)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    from tests.serve.conftest import start_server
+
+    server, port = start_server(model_file)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                    assert json.load(r)["status"] == "ready"
-                    break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "server did not start"
-                time.sleep(0.3)
         request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict", method="POST",
                                          data=json.dumps({"image": base64.b64encode(formula_png).decode()}).encode(),
                                          headers={"content-type": "application/json"})
