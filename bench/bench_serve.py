@@ -11,6 +11,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -31,18 +32,33 @@ def post(url: str, images: list[bytes]) -> tuple[int, float]:
     return status, time.perf_counter() - start
 
 
+def health_latencies(url: str, stop: threading.Event, out: list[float]) -> None:
+    """Time GET /healthz every 50 ms until `stop` is set (bounded by the run it watches)."""
+    while not stop.is_set():
+        start = time.perf_counter()
+        urllib.request.urlopen(url, timeout=10).read()
+        out.append(time.perf_counter() - start)
+        stop.wait(0.05)
+
+
 def run(url: str, images: list[bytes], requests: int, clients: int, batch: int) -> dict:
     jobs = [[images[(i * batch + k) % len(images)] for k in range(batch)] for i in range(requests)]
+    stop, health = threading.Event(), []
+    watcher = threading.Thread(target=health_latencies, args=(url.replace("/v1/predict", "/healthz"), stop, health))
+    watcher.start()
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         results = list(pool.map(lambda job: post(url, job), jobs))
     wall = time.perf_counter() - start
+    stop.set()
+    watcher.join()
     latencies = sorted(t for status, t in results if status == 200)
     return {"requests": requests, "clients": clients, "images_per_request": batch,
             "ok": len(latencies), "status_503": sum(s == 503 for s, _ in results),
             "requests_per_s": round(requests / wall, 2), "images_per_s": round(requests * batch / wall, 2),
             "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
-            "p95_ms": round(1000 * latencies[int(0.95 * (len(latencies) - 1))], 1) if latencies else None}
+            "p95_ms": round(1000 * latencies[int(0.95 * (len(latencies) - 1))], 1) if latencies else None,
+            "healthz_during_load_max_ms": round(1000 * max(health), 1) if health else None}
 
 
 def main() -> None:

@@ -142,6 +142,26 @@ def test_overload_gives_503_with_retry_after(model_file, formula_png):
     assert all(retry == "1" for s, retry in statuses if s == 503)
 
 
+def test_requests_that_arrive_together_share_a_model_call(model_file, formula_png):
+    expected = None
+    answers = []
+    with TestClient(create_app(model_file, dataclasses.replace(CFG, concurrency=1, queue=16))) as client:
+        expected = client.post("/v1/predict", files={"file": ("f.png", formula_png, "image/png")}).json()["pred"]
+
+        def call():
+            answers.append(client.post("/v1/predict", files={"file": ("f.png", formula_png, "image/png")}).json())
+        threads = [threading.Thread(target=call) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        metrics = client.get("/metrics").text
+    assert len(answers) == 12 and all(a["pred"] == expected for a in answers)
+    assert max(a["batch_images"] for a in answers) > 1
+    calls = float(metrics.split("im2latex_batch_images_count ")[1].split()[0])
+    assert calls < 13  # 1 warm-up-free single call + fewer than 12 for the 12 concurrent requests
+
+
 def test_openapi_schema_lists_the_routes(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/predict", "/healthz", "/readyz", "/metrics"} <= set(paths)
