@@ -187,3 +187,38 @@ def test_serve_command_runs_uvicorn_on_loopback_and_stops_on_sigterm(model_file,
         output = server.communicate(timeout=30)[0]
     assert server.returncode in (0, -signal.SIGTERM), output  # uvicorn re-raises the signal once it has shut down
     assert f"Uvicorn running on http://127.0.0.1:{port}" in output and "Finished server process" in output
+
+
+def test_sigterm_lets_an_in_flight_request_finish(model_file, formula_png):
+    import json
+    import signal
+    import urllib.request
+
+    from tests.serve.conftest import start_server
+
+    server, port = start_server(model_file)
+    answers = []
+    body = json.dumps({"images": [base64.b64encode(formula_png).decode()] * CFG.max_images}).encode()
+
+    def call():
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict", method="POST", data=body,
+                                         headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as r:
+            answers.append((r.status, json.load(r)))
+
+    try:
+        client = threading.Thread(target=call)
+        client.start()
+        deadline = time.monotonic() + 30
+        while True:  # until the prediction is in flight (this poll is the other one)
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            if "im2latex_in_flight 2.0" in metrics:
+                break
+            assert time.monotonic() < deadline, "the prediction never showed as in flight"
+        server.send_signal(signal.SIGTERM)
+        client.join(timeout=60)
+        output = server.communicate(timeout=60)[0]
+    finally:
+        server.kill()
+    # the gauge said the prediction was in flight when the signal came; it still got its whole answer
+    assert answers and answers[0][0] == 200 and len(answers[0][1]["preds"]) == CFG.max_images, output
