@@ -199,7 +199,16 @@ def create_app(model_path: str | Path, cfg: ServeConfig) -> FastAPI:
     @app.post("/v1/predict", summary="LaTeX of one or more images",
               description="multipart/form-data with one or more `file` fields, or JSON "
                           "`{\"image\": \"<base64>\"}` / `{\"images\": [\"<base64>\", …]}`. Answers `pred` (the "
-                          "first image), `preds` (all), `tokens`, `time_ms` and `model`.")
+                          "first image), `preds` (all), `tokens`, `time_ms`, `batch_images` and `model`.",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+                      "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+                  "application/json": {"schema": {"type": "object", "properties": {
+                      "image": {"type": "string", "format": "byte"},
+                      "images": {"type": "array", "items": {"type": "string", "format": "byte"}}}}}}}},
+              responses={400: {"description": "unreadable input"}, 413: {"description": "body or image too large"},
+                         415: {"description": "not PNG/JPEG, or another content type"},
+                         503: {"description": "busy; see Retry-After"}})
     async def post_predict(request: Request):
         kind = request.headers.get("content-type", "")
         if kind.startswith("multipart/form-data"):
@@ -236,7 +245,9 @@ def create_app(model_path: str | Path, cfg: ServeConfig) -> FastAPI:
         return HTMLResponse(PAGE)
 
     @app.post("/v1/render", summary="a PNG of LaTeX rendered by the server (the page shows it beside the input)",
-              responses={200: {"content": {"image/png": {}}}})
+              responses={200: {"content": {"image/png": {}}}, 400: {"description": "LaTeX rejected it"}},
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "type": "object", "required": ["latex"], "properties": {"latex": {"type": "string", "maxLength": 4000}}}}}}})
     async def render(request: Request):
         try:
             latex = (await request.json())["latex"]

@@ -166,6 +166,10 @@ def test_openapi_schema_lists_the_routes(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/predict", "/healthz", "/readyz", "/metrics"} <= set(paths)
     assert {"get", "post"} <= set(paths["/v1/predict"])
+    body = paths["/v1/predict"]["post"]["requestBody"]["content"]
+    assert "file" in body["multipart/form-data"]["schema"]["properties"]
+    assert {"image", "images"} <= set(body["application/json"]["schema"]["properties"])
+    assert paths["/v1/predict"]["get"]["parameters"][0]["name"] == "image_url"
 
 
 def test_serve_command_runs_uvicorn_on_loopback_and_stops_on_sigterm(model_file, formula_png):
