@@ -3,7 +3,7 @@ file that plain `torch.jit.load` runs, with no project code."""
 import logging
 import warnings
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -45,7 +45,28 @@ class FormulaReader(nn.Module):
     def to_text(self, ids: List[int]) -> str:
         return " ".join([self.tokens[i] for i in ids])
 
-    def forward(self, images: List[Tensor]) -> List[str]:
+    @torch.jit.export
+    def confidence(self, batch: Tensor, ids: List[List[int]]) -> List[float]:
+        """Per image, the geometric mean of the probabilities the network gives its own output tokens
+        (end token included): 1.0 is certain, near 0 is a guess."""
+        longest = max([len(row) for row in ids]) + 1
+        inputs = torch.full((len(ids), longest), self.net.pad_id, dtype=torch.long)
+        targets = torch.full((len(ids), longest), self.net.pad_id, dtype=torch.long)
+        for n, row in enumerate(ids):
+            inputs[n, 0] = self.net.start_id
+            if len(row) > 0:
+                inputs[n, 1:len(row) + 1] = torch.tensor(row, dtype=torch.long)
+                targets[n, :len(row)] = torch.tensor(row, dtype=torch.long)
+            targets[n, len(row)] = self.net.end_id
+        with torch.no_grad():
+            logp = torch.log_softmax(self.net(batch, inputs).float(), dim=-1)
+        mask = targets != self.net.pad_id
+        picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1) * mask
+        return (picked.sum(1) / mask.sum(1)).exp().tolist()
+
+    @torch.jit.export
+    def read(self, images: List[Tensor]) -> Tuple[List[str], List[float]]:
+        """LaTeX and confidence of each image; a blank image gives "" with confidence 0."""
         prepared: List[Tensor] = []
         where: List[int] = []
         for n, image in enumerate(images):
@@ -54,10 +75,17 @@ class FormulaReader(nn.Module):
                 prepared.append(p)
                 where.append(n)
         texts = ["" for _ in images]
+        scores = [0.0 for _ in images]
         if len(prepared) > 0:
-            for n, ids in zip(where, self.decode(to_batch(prepared), self.beam_width)):
-                texts[n] = self.to_text(ids)
-        return texts
+            batch = to_batch(prepared)
+            ids = self.decode(batch, self.beam_width)
+            for n, row, score in zip(where, ids, self.confidence(batch, ids)):
+                texts[n] = self.to_text(row)
+                scores[n] = score
+        return texts, scores
+
+    def forward(self, images: List[Tensor]) -> List[str]:
+        return self.read(images)[0]
 
 
 def script(net: Im2LatexNet, tokens: list[str], threshold: int, pad: int, scale: float,

@@ -56,6 +56,8 @@ def test_tiny_model_overfits_a_handful_to_exact_match(handful, tmp_path):
     loaded = torch.jit.load(str(tmp_path / "model.pt"))
     raw = [torch.from_numpy(load_image(handful / "raw" / layout.IMAGES / f"{n}.png")) for n in data["names"]]
     assert loaded(raw) == data["formulas"]
+    texts, scores = loaded.read(raw + [torch.full((20, 20), 255, dtype=torch.uint8)])
+    assert texts == data["formulas"] + [""] and min(scores[:4]) > 0.5 and scores[4] == 0.0  # confident; blank
     assert check_parity(net, loaded, [to_batch(tensor_images(data["images"]))], beam_width=2) == 4
 
 

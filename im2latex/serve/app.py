@@ -175,18 +175,19 @@ def create_app(model_path: str | Path, cfg: ServeConfig) -> FastAPI:
                             batch.append(job)
                             count += len(job.images)
                         start = time.perf_counter()
-                        texts = await run_in_threadpool(state["reader"], [i for job in batch for i in job.images])
+                        texts, scores = await run_in_threadpool(state["reader"].read, [i for job in batch for i in job.images])
                         ms = round(1000 * (time.perf_counter() - start), 1)
                         batch_images.observe(count)
                         for job in batch:
-                            job.future.set_result((texts[:len(job.images)], ms, count))
-                            texts = texts[len(job.images):]
+                            n = len(job.images)
+                            job.future.set_result((list(zip(texts[:n], scores[:n])), ms, count))
+                            texts, scores = texts[n:], scores[n:]
         finally:
             waiting["n"] -= 1
             if entry in pending:
                 pending.remove(entry)
-        texts, ms, count = future.result()
-        results = [{"pred": t, "tokens": t.split()} for t in texts]
+        answers, ms, count = future.result()
+        results = [{"pred": t, "tokens": t.split(), "score": round(score, 4)} for t, score in answers]
         return {**results[0], "preds": results, "time_ms": ms, "batch_images": count, "model": state["version"]}
 
     def images_of(payloads: list[bytes]) -> list[torch.Tensor]:
@@ -199,7 +200,8 @@ def create_app(model_path: str | Path, cfg: ServeConfig) -> FastAPI:
     @app.post("/v1/predict", summary="LaTeX of one or more images",
               description="multipart/form-data with one or more `file` fields, or JSON "
                           "`{\"image\": \"<base64>\"}` / `{\"images\": [\"<base64>\", …]}`. Answers `pred` (the "
-                          "first image), `preds` (all), `tokens`, `time_ms`, `batch_images` and `model`.",
+                          "first image), `preds` (all), `tokens`, `score` (geometric-mean token probability, 0..1), `time_ms`, "
+                          "`batch_images` and `model`.",
               openapi_extra={"requestBody": {"required": True, "content": {
                   "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
                       "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},

@@ -56,6 +56,7 @@ def test_multipart_and_base64_give_the_models_answer(client, model_file, formula
     expected = torch.jit.load(str(model_file))([torch.from_numpy(load_image(formula_png))])[0]
     answer = client.post("/v1/predict", files={"file": ("f.png", formula_png, "image/png")}).json()
     assert answer["pred"] == expected and answer["tokens"] == expected.split() and answer["time_ms"] >= 0
+    assert 0.0 < answer["score"] <= 1.0
     assert answer["model"] == client.get("/readyz").json()["model"]
     answer = client.post("/v1/predict", json={"image": base64.b64encode(formula_png).decode()}).json()
     assert answer["pred"] == expected
