@@ -1,7 +1,6 @@
 """Scoring a model on a split: metrics, per-sample predictions and a picture of the worst and best."""
 import csv
 import json
-import logging
 import tempfile
 import textwrap
 from collections.abc import Callable
@@ -16,8 +15,6 @@ from tqdm import tqdm
 from im2latex.data.rendering import RenderStyle, render_formulas
 from im2latex.files import atomic_file
 from im2latex.metrics import score
-
-log = logging.getLogger(__name__)
 
 
 def predict_all(predict: Callable[[list[np.ndarray]], list[str]], images: list[np.ndarray], batch_size: int) -> list[str]:

@@ -1,6 +1,5 @@
 """TorchScript export: the network, its decoding, its input normalisation and the vocabulary in one
 file that plain `torch.jit.load` runs, with no project code."""
-import logging
 import warnings
 from pathlib import Path
 from typing import List, Tuple
@@ -11,8 +10,6 @@ from torch import Tensor, nn
 from im2latex import Im2LatexError
 from im2latex.model.inputs import prepare, to_batch
 from im2latex.model.network import Im2LatexNet
-
-log = logging.getLogger(__name__)
 
 
 class FormulaReader(nn.Module):

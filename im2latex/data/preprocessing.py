@@ -1,6 +1,5 @@
 """Crop, pad, scale and encode samples; save each split as a pickle of plain types and numpy arrays."""
 import io
-import logging
 import multiprocessing
 import pickle
 from pathlib import Path
@@ -17,7 +16,6 @@ from im2latex.data.tokenizer import tokenize
 from im2latex.data.vocab import Vocabulary
 from im2latex.model.inputs import prepare
 
-log = logging.getLogger(__name__)
 PICKLE_PROTOCOL = 4  # fixed, so equal data gives equal bytes
 Image.MAX_IMAGE_PIXELS = 40_000_000  # a decompression bomb is refused, not decoded
 

@@ -1,7 +1,6 @@
 """Render formulas to grayscale PNGs with real LaTeX, as IM2LATEX-100K was rendered:
 one `latex` run over a document with one formula per page, then `dvipng -T tight`."""
 import contextlib
-import logging
 import multiprocessing
 import os
 import random
@@ -18,7 +17,6 @@ from tqdm import tqdm
 
 from im2latex import Im2LatexError
 
-log = logging.getLogger(__name__)
 
 PREAMBLE = r"""\documentclass[12pt]{article}
 \usepackage{amsmath,amssymb}
