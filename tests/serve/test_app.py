@@ -227,3 +227,63 @@ def test_sigterm_lets_an_in_flight_request_finish(model_file, formula_png):
         server.kill()
     # the gauge said the prediction was in flight when the signal came; it still got its whole answer
     assert answers and answers[0][0] == 200 and len(answers[0][1]["preds"]) == CFG.max_images, output
+
+
+def test_an_image_wider_than_the_model_reads_is_a_413_before_batching(client):
+    wide = np.full((60, 6000), 255, np.uint8)
+    wide[20:40, 10:5990] = 0  # ink across: 4,500 pixels wide once scaled, past the encoder's 512 x 8
+    calls = client.get("/metrics").text.split("im2latex_batch_images_count ")[1].split()[0]
+    response = client.post("/v1/predict", files={"file": ("w.png", png(wide), "image/png")})
+    assert response.status_code == 413 and "at most 4096x4096" in response.json()["error"]
+    assert client.get("/metrics").text.split("im2latex_batch_images_count ")[1].split()[0] == calls  # never batched
+    tall = np.full((6000, 60), 255, np.uint8)
+    tall[10:5990, 20:40] = 0
+    assert client.post("/v1/predict", files={"file": ("t.png", png(tall), "image/png")}).status_code == 413
+    assert client.get("/healthz").status_code == 200
+
+
+def test_a_failing_model_call_fails_only_its_own_requests(model_file, formula_png):
+    """12 good and 3 poisoned requests at once: a batch that meets a poisoned image raises; every request is
+    answered within the bound, the good ones with their LaTeX, and the server is idle afterwards."""
+    poison = np.full((40, 77), 255, np.uint8)
+    poison[10:30, 10:60] = 0
+    bodies = [formula_png] * 12 + [png(poison)] * 3
+    answers = []
+    with TestClient(create_app(model_file, dataclasses.replace(CFG, concurrency=1, queue=16))) as client:
+        batcher = client.app.state.batcher
+        read = batcher.read
+
+        def fragile(images):
+            if any(i.shape[1] == 77 for i in images):
+                raise RuntimeError("the model cannot take this image")
+            return read(images)
+        batcher.read = fragile
+
+        def call(body):
+            r = client.post("/v1/predict", files={"file": ("f.png", body, "image/png")})
+            answers.append((body is formula_png, r.status_code, r.json()))
+        threads = [threading.Thread(target=call, args=(b,)) for b in bodies]
+        start = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=max(0.1, 60 - (time.monotonic() - start)))
+        assert len(answers) == 15, f"{15 - len(answers)} requests got no answer in 60 s"
+        assert all(status == 200 and "pred" in body for good, status, body in answers if good)
+        assert all(status == 500 and "model failed" in body["error"] for good, status, body in answers if not good)
+        assert batcher.idle()
+        cpu = time.process_time()
+        time.sleep(1.0)
+        assert time.process_time() - cpu < 0.3  # nothing spins once every client has gone
+        assert client.post("/v1/predict", files={"file": ("f.png", formula_png, "image/png")}).status_code == 200
+
+
+def test_metrics_are_labelled_by_route_template_so_404s_stay_one_series(client):
+    import random
+    rng = random.Random(0)
+    for _ in range(1000):
+        assert client.get("/nowhere/" + "".join(rng.choices("abcdefghij", k=12))).status_code == 404
+    text = client.get("/metrics").text
+    series = [line for line in text.splitlines() if line.startswith("im2latex_requests_total{")]
+    assert 'im2latex_requests_total{route="<unmatched>",status="404"} 1000.0' in text
+    assert len(series) < 20 and not any("/nowhere/" in line for line in series)
