@@ -101,6 +101,19 @@ def cmd_serve(args: argparse.Namespace) -> None:
     uvicorn.run(create_app(args.model, cfg), host=args.host, port=args.port, timeout_graceful_shutdown=30)
 
 
+def cmd_preset(args: argparse.Namespace) -> None:
+    from im2latex.presets import apply_preset, exp_run_command, find_preset
+
+    preset = find_preset(args.name, args.presets)
+    if args.print:
+        print(exp_run_command(preset, args.params))
+        return
+    changed = apply_preset(preset, args.params)
+    for key, (old, new) in changed.items():
+        print(f"{key}: {old} -> {new}")
+    print(f"{args.params}: {len(changed)} key(s) set from {preset}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="im2latex", description="Image of a formula -> LaTeX. "
                                      "The pipeline itself runs with `dvc repro`; these are the tools around it.")
@@ -147,6 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, default=Path("models/model.pt"), help="TorchScript file (default: %(default)s)")
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="its serve: section sets the limits (default: %(default)s)")
     p.set_defaults(run=cmd_serve)
+
+    p = commands.add_parser("preset", help="apply a preset (e.g. gpu) to params.yaml",
+                            description="Write the keys of preset NAME (presets/NAME.yaml, or a YAML file) into PARAMS in place, "
+                                        "keeping its comments; then run `dvc repro`. A preset holds only the keys it changes; "
+                                        "a key PARAMS lacks is an error. --print shows the `dvc exp run -S ...` line instead, "
+                                        "which runs the preset as an experiment and leaves PARAMS as it is.")
+    p.add_argument("name", help="preset name (a file in --presets) or path to a YAML file")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="file to update (default: %(default)s)")
+    p.add_argument("--presets", type=Path, default=Path("presets"), help="folder of presets (default: %(default)s)")
+    p.add_argument("--print", action="store_true", help="print the equivalent `dvc exp run -S key=value ...` line; change nothing")
+    p.set_defaults(run=cmd_preset)
     return parser
 
 

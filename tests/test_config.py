@@ -23,13 +23,38 @@ def test_bad_params_fail_with_one_line(tmp_path, text, message):
     with pytest.raises(Im2LatexError, match=message) as e:
         load_section(path, "vocab", VocabConfig)
     assert "\n" not in str(e.value)
+    # presets (overlays on params.yaml) are tested in tests/test_presets.py
 
 
-def test_the_gpu_preset_loads():
-    from im2latex.config import EvaluateConfig, ExportConfig, ModelConfig, TrainConfig
+@pytest.mark.parametrize("key, value, message", [
+    ("url_hosts", "example.org", "serve.url_hosts must be a list, got 'example.org'"),
+    ("url_hosts", "[1]", r"serve.url_hosts\[0\] must be a str, got 1"),
+])
+def test_a_string_where_a_list_belongs_is_refused(tmp_path, key, value, message):
+    import yaml
 
-    for section, cls in [("data", DataConfig), ("vocab", VocabConfig), ("preprocess", PreprocessConfig),
-                         ("model", ModelConfig), ("train", TrainConfig), ("evaluate", EvaluateConfig),
-                         ("export", ExportConfig)]:
-        load_section("presets/im2latex-100k-gpu.yaml", section, cls)
-    assert load_section("presets/im2latex-100k-gpu.yaml", "data", DataConfig).source == "im2latex-100k"
+    from im2latex.config import ServeConfig
+    params = yaml.safe_load(open("params.yaml"))
+    params["serve"][key] = yaml.safe_load(value)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(Im2LatexError, match=message) as e:
+        load_section(path, "serve", ServeConfig)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("[90]", r"data.synthetic.dpi must be a list of 2 values, got \[90\]"),
+    ("[90, 100, 110]", "data.synthetic.dpi must be a list of 2 values"),
+    ("90", "data.synthetic.dpi must be a list of 2 values, got 90"),
+    ("[90, '100']", r"data.synthetic.dpi\[1\] must be a int"),
+])
+def test_a_tuple_of_the_wrong_length_is_refused(tmp_path, value, message):
+    import yaml
+    params = yaml.safe_load(open("params.yaml"))
+    params["data"]["synthetic"]["dpi"] = yaml.safe_load(value)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(Im2LatexError, match=message) as e:
+        load_section(path, "data", DataConfig)
+    assert "\n" not in str(e.value)
