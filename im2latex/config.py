@@ -50,10 +50,15 @@ def _build(cls, values, where: str):
     if not dataclasses.is_dataclass(cls):
         origin = typing.get_origin(cls)
         if origin is tuple:
-            return tuple(_build(t, v, where) for t, v in zip(typing.get_args(cls), values))
+            types = typing.get_args(cls)
+            if not isinstance(values, list) or len(values) != len(types):
+                raise Im2LatexError(f"params.yaml: {where} must be a list of {len(types)} values, got {values!r}")
+            return tuple(_build(t, v, f"{where}[{n}]") for n, (t, v) in enumerate(zip(types, values)))
         if origin is list:
             (item,) = typing.get_args(cls)
-            return [_build(item, v, where) for v in values]
+            if not isinstance(values, list):  # a string would become a list of its characters
+                raise Im2LatexError(f"params.yaml: {where} must be a list, got {values!r}")
+            return [_build(item, v, f"{where}[{n}]") for n, v in enumerate(values)]
         if cls is float and isinstance(values, int) and not isinstance(values, bool):
             return float(values)
         if not isinstance(values, cls) or isinstance(values, bool) and cls is not bool:
