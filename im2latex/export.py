@@ -1,5 +1,8 @@
 """TorchScript export: the network, its decoding, its input normalisation and the vocabulary in one
 file that plain `torch.jit.load` runs, with no project code."""
+import contextlib
+import os
+import sys
 import warnings
 from pathlib import Path
 from typing import List, Tuple
@@ -16,10 +19,10 @@ class FormulaReader(nn.Module):
     """forward(images): uint8 grayscale images (H, W) of any size -> LaTeX strings (space-separated tokens).
     A blank image gives an empty string."""
 
-    def __init__(self, net: Im2LatexNet, tokens: List[str], threshold: int, pad: int, scale: float, beam_width: int):
+    def __init__(self, net: Im2LatexNet, tokens: List[str], threshold: int, pad: int, glyph_height: float, beam_width: int):
         super().__init__()
         self.net, self.tokens = net, tokens
-        self.threshold, self.pad, self.scale, self.beam_width = threshold, pad, scale, beam_width
+        self.threshold, self.pad, self.glyph_height, self.beam_width = threshold, pad, glyph_height, beam_width
 
     @torch.jit.export
     def decode(self, batch: Tensor, beam_width: int) -> List[List[int]]:
@@ -67,7 +70,7 @@ class FormulaReader(nn.Module):
         prepared: List[Tensor] = []
         where: List[int] = []
         for n, image in enumerate(images):
-            p = prepare(image, self.threshold, self.pad, self.scale)
+            p = prepare(image, self.threshold, self.pad, self.glyph_height)
             if p.numel() > 0:
                 prepared.append(p)
                 where.append(n)
@@ -85,11 +88,42 @@ class FormulaReader(nn.Module):
         return self.read(images)[0]
 
 
-def script(net: Im2LatexNet, tokens: list[str], threshold: int, pad: int, scale: float,
+def _import_path(filename: str | None) -> str | None:
+    """`filename` relative to the sys.path entry it was imported from (`im2latex/export.py`, `torch/nn/...`)."""
+    if not filename:
+        return filename
+    path = os.path.abspath(filename)
+    roots = [os.path.abspath(p or ".") for p in sys.path]
+    roots = [r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)]
+    return os.path.relpath(path, max(roots, key=len)) if roots else os.path.basename(path)
+
+
+@contextlib.contextmanager
+def _relative_source_names():
+    """TorchScript's debug info records the file each scripted function came from. Recording it relative
+    to its import root keeps the checkout's (and the virtual environment's) location out of the file,
+    so exports from clones at different paths are byte-identical."""
+    original = torch._sources.get_source_lines_and_file
+    holders = [m for m in (torch._sources, torch.jit.frontend, torch.jit.annotations, torch._jit_internal)
+               if getattr(m, "get_source_lines_and_file", None) is original]
+
+    def relative(obj, error_msg=None):
+        lines, lineno, filename = original(obj, error_msg)
+        return lines, lineno, _import_path(filename)
+    for module in holders:
+        module.get_source_lines_and_file = relative
+    try:
+        yield
+    finally:
+        for module in holders:
+            module.get_source_lines_and_file = original
+
+
+def script(net: Im2LatexNet, tokens: list[str], threshold: int, pad: int, glyph_height: float,
            beam_width: int) -> torch.jit.ScriptModule:
-    with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export, which cannot hold a decoding loop
-        warnings.simplefilter("ignore", FutureWarning)
-        return torch.jit.script(FormulaReader(net.eval(), tokens, threshold, pad, scale, beam_width))
+    with warnings.catch_warnings(), _relative_source_names():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated for torch.export, which cannot hold a decoding loop
+        return torch.jit.script(FormulaReader(net.eval(), tokens, threshold, pad, glyph_height, beam_width))
 
 
 def check_parity(net: Im2LatexNet, scripted: torch.jit.ScriptModule, batches: list[Tensor], beam_width: int) -> int:

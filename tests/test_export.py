@@ -1,0 +1,40 @@
+"""The exported TorchScript file depends on its inputs only, not on where the checkout lives."""
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import im2latex
+
+EXPORT = """
+import sys, torch
+from im2latex.export import script
+from im2latex.model.network import Im2LatexNet
+tokens = ["<pad>", "<s>", "</s>", "<unk>", "x", "y", "+"]
+torch.manual_seed(0)
+net = Im2LatexNet(tokens, d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12)
+torch.jit.save(script(net, tokens, 200, 4, 0.75, 1), sys.argv[1])
+"""
+
+
+def test_two_checkouts_at_different_paths_export_byte_identical_files(tmp_path):
+    package = Path(im2latex.__file__).parent
+    files = []
+    for name in ("first-clone", "elsewhere/second"):
+        root = tmp_path / name
+        shutil.copytree(package, root / "im2latex", ignore=shutil.ignore_patterns("__pycache__"))
+        out = root / "model.pt"
+        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(root)}
+        subprocess.run([sys.executable, "-c", EXPORT, str(out)], cwd=root, env=env, check=True, timeout=300,
+                       capture_output=True)
+        files.append(out.read_bytes())
+    assert files[0] == files[1]
+    with zipfile.ZipFile(tmp_path / "first-clone" / "model.pt") as z:
+        names = {n.split("/", 1)[1] for n in z.namelist()}
+        content = b"".join(z.read(n) for n in z.namelist())
+    assert "code/__torch__/im2latex/export.py.debug_pkl" in names  # the debug info is kept, its paths relative
+    for path in (str(tmp_path), sys.prefix, str(Path(im2latex.__file__).parents[1]), os.path.expanduser("~")):
+        assert path.encode() not in content
+    assert b"im2latex/export.py" in content
