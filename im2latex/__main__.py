@@ -15,6 +15,15 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
         print(normalize(latex))
 
 
+def cmd_normalise(args: argparse.Namespace) -> None:
+    from im2latex.data.normalise import normalise_all
+
+    formulas, fallbacks = normalise_all(args.latex or sys.stdin.read().splitlines())
+    print("\n".join(formulas))
+    if fallbacks:
+        print(f"{fallbacks} of {len(formulas)} formulas could not be parsed and were only split into tokens", file=sys.stderr)
+
+
 def cmd_data_report(args: argparse.Namespace) -> None:
     from im2latex.data.report import compare
 
@@ -24,6 +33,12 @@ def cmd_data_report(args: argparse.Namespace) -> None:
     print(json.dumps(compare(args.data, args.reference), indent=1))
 
 
+def is_im2latex_layout(folder: Path, split: str, formulas: Path | None) -> bool:
+    from im2latex.data import layout
+
+    return formulas is None and (folder / layout.FORMULAS).is_file() and (folder / layout.split_file(split)).is_file()
+
+
 def read_labelled_folder(folder: Path, split: str, formulas: Path | None) -> tuple[list[str], list[Path], list[str]]:
     """(names, image paths, formulas) of a dataset in IM2LATEX-100K layout, or of a plain folder of
     N.png images whose labels are line N (counting from 0) of a formula file."""
@@ -31,7 +46,7 @@ def read_labelled_folder(folder: Path, split: str, formulas: Path | None) -> tup
 
     if not folder.is_dir():
         raise Im2LatexError(f"--data: {folder} is not a folder")
-    if formulas is None and (folder / layout.FORMULAS).is_file() and (folder / layout.split_file(split)).is_file():
+    if is_im2latex_layout(folder, split, formulas):
         samples = layout.read_split(folder, split)
         return [s.image.stem for s in samples], [s.image for s in samples], [s.formula for s in samples]
     candidates = [formulas] if formulas else [p for p in (folder / "formulas.lst", folder / "formulas.txt",
@@ -61,10 +76,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     names, paths, formulas = read_labelled_folder(args.data, args.split, args.formulas)
     images = [load_image(p) for p in paths]
     predictions = predict_all(lambda batch: reader([torch.from_numpy(i) for i in batch]), images, args.batch_size)
+    targets = [normalize(f) for f in formulas]
+    if not args.raw_labels and not is_im2latex_layout(args.data, args.split, args.formulas):
+        # labels written by a person: spelled as IM2LATEX-100K's are, and predictions the same way
+        from im2latex.data.normalise import normalise_all
+
+        targets, _ = normalise_all(formulas)
+        predictions, _ = normalise_all(predictions)
     out = args.out
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    metrics = evaluate(names, images, [normalize(f) for f in formulas], predictions,
+    metrics = evaluate(names, images, targets, predictions,
                        out and out / "metrics.json", out and out / "predictions.tsv", out and out / "examples.png", 4)
     print(json.dumps(metrics, indent=2, sort_keys=True))
 
@@ -125,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("latex", nargs="*", help="formulas (default: one per line on standard input)")
     p.set_defaults(run=cmd_tokenize)
 
+    p = commands.add_parser("normalise", help="print plain LaTeX normalised as IM2LATEX-100K's formulas are",
+                            description="Parse LaTeX as people write it and print it the way IM2LATEX-100K's labels are "
+                                        "written, e.g. 'x_1 \\over 2' -> '\\frac { x _ { 1 } } { 2 }', '{\\rm d}' -> "
+                                        "'\\mathrm { d }'; \\label, \\nonumber and comments are dropped. A formula it "
+                                        "cannot parse is only tokenized (counted on standard error).")
+    p.add_argument("latex", nargs="*", help="formulas (default: one per line on standard input)")
+    p.set_defaults(run=cmd_normalise)
+
     p = commands.add_parser("data-report", help="compare a dataset's formulas with IM2LATEX-100K's statistics",
                             description="Token coverage and length histogram of DATA (IM2LATEX-100K layout, e.g. data/raw) "
                                         "against a folder holding vocab_val_freq.tsv and stats.json of the real dataset.")
@@ -143,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formulas", type=Path, help="formula file of a plain folder (default: DIR/formulas.lst or .txt)")
     p.add_argument("--out", type=Path, help="also write metrics.json, predictions.tsv and examples.png here")
     p.add_argument("--batch-size", type=int, default=16, help="images decoded together (default: %(default)s)")
+    p.add_argument("--raw-labels", action="store_true", help="a plain folder's labels (and the predictions) are only "
+                   "split into tokens, not normalised as IM2LATEX-100K's were")
     p.set_defaults(run=cmd_evaluate)
 
     p = commands.add_parser("predict", help="print the LaTeX of formula images",

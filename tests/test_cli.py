@@ -1,5 +1,6 @@
 """The command line, on a real TorchScript file made from a small untrained network."""
 import csv
+import io
 import json
 import shutil
 
@@ -9,7 +10,7 @@ import torch
 from im2latex.__main__ import main
 from im2latex.data import layout
 from im2latex.data.preprocessing import load_image
-from im2latex.data.tokenizer import normalize
+from im2latex.data.normalise import normalise
 
 
 def test_evaluate_on_an_im2latex_layout(tiny_dataset, model_file, tmp_path, capsys):
@@ -31,7 +32,26 @@ def test_evaluate_on_a_plain_folder_with_plain_latex_labels(tiny_dataset, model_
     main(["evaluate", "--data", str(tmp_path), "--model", str(model_file), "--out", str(tmp_path / "out")])
     assert json.loads(capsys.readouterr().out)["samples"] == len(samples)
     rows = list(csv.DictReader((tmp_path / "out" / "predictions.tsv").open(), delimiter="\t"))
-    assert [r["target"] for r in rows] == [normalize(label) for label in labels]
+    assert [r["target"] for r in rows] == [normalise(label) for label in labels]
+
+
+def test_evaluate_can_keep_plain_labels_as_written(tiny_dataset, model_file, tmp_path, capsys):
+    shutil.copy(next((tiny_dataset / layout.IMAGES).iterdir()), tmp_path / "0.png")
+    (tmp_path / "formulas.lst").write_text("{\\rm d}x_1\n")
+    for flag, target in (([], "\\mathrm { d } x _ { 1 }"), (["--raw-labels"], "{ \\rm d } x _ 1")):
+        main(["evaluate", "--data", str(tmp_path), "--model", str(model_file), "--out", str(tmp_path / "out")] + flag)
+        capsys.readouterr()
+        rows = list(csv.DictReader((tmp_path / "out" / "predictions.tsv").open(), delimiter="\t"))
+        assert rows[0]["target"] == target
+
+
+def test_normalise_command(capsys, monkeypatch):
+    main(["normalise", "x_1 \\over 2", "{\\rm d} x \\label{eq:3}"])
+    assert capsys.readouterr().out == "\\frac { x _ { 1 } } { 2 }\n\\mathrm { d } x\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO("a^b_c\n{x\n"))
+    main(["normalise"])
+    out, err = capsys.readouterr()
+    assert out == "a _ { c } ^ { b }\n{ x\n" and "1 of 2 formulas could not be parsed" in err
 
 
 def test_predict_matches_the_model(tiny_dataset, model_file, capsys):

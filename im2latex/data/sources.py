@@ -8,6 +8,7 @@ from im2latex import Im2LatexError
 from im2latex.config import DataConfig, SyntheticConfig
 from im2latex.data import layout
 from im2latex.data.generator import generate_formulas
+from im2latex.data.normalise import normalise_all
 from im2latex.data.rendering import RenderStyle, render_formulas
 
 log = logging.getLogger(__name__)
@@ -35,12 +36,15 @@ def build_synthetic(out: Path, cfg: SyntheticConfig, seed: int) -> dict[str, int
 
 
 def copy_folder(out: Path, folder: Path) -> dict[str, int]:
-    """Validate a user's dataset in IM2LATEX-100K layout and copy it."""
+    """Validate a user's dataset in IM2LATEX-100K layout and copy it, its formulas normalised."""
     if not folder.is_dir():
         raise Im2LatexError(f"data.folder: {folder} is not a folder")
     counts = layout.validate(folder)
-    for name in [layout.FORMULAS] + [layout.split_file(s) for s in layout.SPLITS]:
+    for name in [layout.split_file(s) for s in layout.SPLITS]:
         shutil.copyfile(folder / name, out / name)
+    # labels written by a person are spelled as IM2LATEX-100K's are; normalised ones come back unchanged
+    formulas, _ = normalise_all(layout.read_formulas(folder))
+    (out / layout.FORMULAS).write_bytes("".join(f + "\n" for f in formulas).encode())
     shutil.copytree(folder / layout.IMAGES, out / layout.IMAGES)
     return counts
 
