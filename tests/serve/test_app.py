@@ -231,13 +231,13 @@ def test_sigterm_lets_an_in_flight_request_finish(model_file, formula_png):
 
 def test_an_image_wider_than_the_model_reads_is_a_413_before_batching(client):
     wide = np.full((60, 6000), 255, np.uint8)
-    wide[20:40, 10:5990] = 0  # ink across: 4,500 pixels wide once scaled, past the encoder's 512 x 8
+    for x in range(10, 5990, 8):  # glyph-sized marks across: past the encoder's 512 x 8 however it is scaled
+        wide[25:35, x:x + 4] = 0
     calls = client.get("/metrics").text.split("im2latex_batch_images_count ")[1].split()[0]
     response = client.post("/v1/predict", files={"file": ("w.png", png(wide), "image/png")})
     assert response.status_code == 413 and "at most 4096x4096" in response.json()["error"]
     assert client.get("/metrics").text.split("im2latex_batch_images_count ")[1].split()[0] == calls  # never batched
-    tall = np.full((6000, 60), 255, np.uint8)
-    tall[10:5990, 20:40] = 0
+    tall = np.ascontiguousarray(wide.T)
     assert client.post("/v1/predict", files={"file": ("t.png", png(tall), "image/png")}).status_code == 413
     assert client.get("/healthz").status_code == 200
 
