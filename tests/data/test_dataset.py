@@ -1,0 +1,43 @@
+"""Collation (teacher forcing) and size-bucketed batching."""
+import numpy as np
+import torch
+
+from im2latex.data.dataset import BucketBatchSampler, collate
+from im2latex.data.vocab import END, PAD, START
+
+
+def test_collate_shifts_targets_against_inputs_and_pads():
+    white = np.full((10, 20), 255, np.uint8)
+    dark = np.zeros((6, 30), np.uint8)
+    images, inputs, targets = collate([(white, np.array([7, 8, 9])), (dark, np.array([5]))])
+    assert images.shape == (2, 1, 10, 30) and images.dtype == torch.float32
+    assert images[0].max() == 0.0 and images[1, 0, :6, :30].min() == 1.0  # ink is 1, padding is background
+    assert inputs.tolist() == [[START, 7, 8, 9], [START, 5, PAD, PAD]]
+    assert targets.tolist() == [[7, 8, 9, END], [5, END, PAD, PAD]]
+
+
+SHAPES = [(30, 100), (40, 300), (31, 90), (35, 310), (20, 60), (64, 640), (33, 120), (12, 50)] * 4
+
+
+def test_batches_hold_one_bucket_each_and_cover_every_sample_once():
+    sampler = BucketBatchSampler(SHAPES, batch_size=3, shuffle=True, seed=0)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(len(SHAPES)))
+    for batch in batches:
+        assert len(batch) <= 3 and len({(-(-SHAPES[i][0] // 32), -(-SHAPES[i][1] // 32)) for i in batch}) == 1
+    assert len(sampler) == len(batches)
+
+
+def test_order_is_seeded_and_changes_with_the_epoch():
+    a, b = BucketBatchSampler(SHAPES, 3, True, seed=5), BucketBatchSampler(SHAPES, 3, True, seed=5)
+    assert list(a) == list(b)
+    first = list(a)
+    a.set_epoch(1)
+    assert list(a) != first
+    assert list(BucketBatchSampler(SHAPES, 3, False, 0)) == list(BucketBatchSampler(SHAPES, 3, False, 99))  # unshuffled
+
+
+def test_replicas_get_disjoint_equal_shares():
+    shares = [list(BucketBatchSampler(SHAPES, 2, True, seed=3, replicas=2, rank=r)) for r in (0, 1)]
+    assert len(shares[0]) == len(shares[1])
+    assert not {i for b in shares[0] for i in b} & {i for b in shares[1] for i in b}
