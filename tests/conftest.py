@@ -1,4 +1,6 @@
-"""Fixtures: a tiny dataset rendered with real LaTeX, built once per test session."""
+"""Fixtures: a tiny dataset rendered with real LaTeX, built once per test session; loopback HTTP servers."""
+import http.server
+import threading
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,51 @@ def model_file(tiny_dataset, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "model.pt"
     script(net, vocab.tokens, threshold=200, pad=4, scale=0.75, beam_width=1).save(str(path))
     return path
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 whose GET requests go to `handle(request_handler)`; counts its hits."""
+
+    def __init__(self, handle):
+        self.hits = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                outer.hits += 1
+                handle(self)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def reply(handler, status: int, body: bytes = b"", headers: dict | None = None) -> None:
+    """Answer a request in a LoopbackServer handler."""
+    handler.send_response(status)
+    for k, v in (headers or {}).items():
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+@pytest.fixture
+def loopback():
+    """`loopback(handle)` starts a LoopbackServer; every one started is shut down after the test."""
+    servers = []
+
+    def start(handle) -> LoopbackServer:
+        servers.append(LoopbackServer(handle))
+        return servers[-1]
+    yield start
+    for server in servers:
+        server.close()

@@ -1,10 +1,8 @@
 """The IM2LATEX-100K downloader against a real HTTP server on 127.0.0.1 serving files in the real format."""
 import hashlib
-import http.server
 import io
 import json
 import tarfile
-import threading
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from im2latex import Im2LatexError
 from im2latex.data import layout
 from im2latex.data.download import download_im2latex_100k, safe_extract
 from im2latex.files import atomic_dir
+from tests.conftest import reply
 
 FORMULAS = "\\frac{a}{b}\nx^2 \r + y\n\\alpha_i\n".encode()  # a bare \r inside a formula, as in the real file
 
@@ -50,60 +49,47 @@ def dataset_files() -> dict[str, bytes]:
     }
 
 
-class Server:
-    """Serves `files` under /good and /bad (always 404), with Range support and injectable faults."""
+class Mirrors:
+    """Serves `files` under /good and /bad (always 404) and their manifest at /record, with Range support
+    and injectable faults; `handle` answers the requests of a loopback server."""
 
     def __init__(self, files: dict[str, bytes]):
         self.files, self.published = files, dict(files)
         self.truncate_once: set[str] = set()
         self.requests: list[tuple[str, str | None]] = []
-        server = self
+        self.url = ""
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                server.requests.append((self.path, self.headers.get("Range")))
-                if self.path == "/record":
-                    body = json.dumps({"files": [{"key": k, "size": len(v), "checksum": "md5:" + hashlib.md5(v).hexdigest()}
-                                                 for k, v in server.published.items()]}).encode()
-                    return self._send(200, body)
-                mirror, _, name = self.path.strip("/").partition("/")
-                if mirror != "good" or name not in server.files:
-                    return self._send(404, b"not found")
-                body, start = server.files[name], 0
-                if self.headers.get("Range"):
-                    start = int(self.headers["Range"].removeprefix("bytes=").rstrip("-"))
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                if name in server.truncate_once:  # the connection breaks halfway
-                    server.truncate_once.discard(name)
-                    self.wfile.write(body[start:start + (len(body) - start) // 2])
-                    self.close_connection = True
-                    return
-                self.wfile.write(body[start:])
-
-            def _send(self, code: int, body: bytes):
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def handle(self, h) -> None:
+        self.requests.append((h.path, h.headers.get("Range")))
+        if h.path == "/record":
+            body = json.dumps({"files": [{"key": k, "size": len(v), "checksum": "md5:" + hashlib.md5(v).hexdigest()}
+                                         for k, v in self.published.items()]}).encode()
+            return reply(h, 200, body)
+        mirror, _, name = h.path.strip("/").partition("/")
+        if mirror != "good" or name not in self.files:
+            return reply(h, 404, b"not found")
+        body, start = self.files[name], 0
+        if h.headers.get("Range"):
+            start = int(h.headers["Range"].removeprefix("bytes=").rstrip("-"))
+            h.send_response(206)
+            h.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            h.send_response(200)
+        h.send_header("Content-Length", str(len(body) - start))
+        h.end_headers()
+        if name in self.truncate_once:  # the connection breaks halfway
+            self.truncate_once.discard(name)
+            h.wfile.write(body[start:start + (len(body) - start) // 2])
+            h.close_connection = True
+            return
+        h.wfile.write(body[start:])
 
 
 @pytest.fixture
-def server():
-    s = Server(dataset_files())
-    yield s
-    s.httpd.shutdown()
+def server(loopback):
+    mirrors = Mirrors(dataset_files())
+    mirrors.url = loopback(mirrors.handle).url
+    return mirrors
 
 
 def _download(server, tmp_path):

@@ -1,7 +1,5 @@
 """image_url: off by default; when on, loopback/private forms, redirects, trickling and oversize are refused."""
 import dataclasses
-import http.server
-import threading
 import time
 
 import pytest
@@ -10,47 +8,14 @@ from fastapi.testclient import TestClient
 from im2latex.config import ServeConfig, load_section
 from im2latex.serve.app import create_app
 from im2latex.serve.fetch import public_address
+from tests.conftest import reply
 
 LOOPBACK_FORMS = ["127.0.0.1", "127.1", "0177.0.0.1", "2130706433", "0x7f.1", "localhost", "[::ffff:127.0.0.1]"]
 
 
-class Server:
-    """A loopback HTTP server whose handler is given per test; counts its hits."""
-
-    def __init__(self, handle):
-        self.hits = 0
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                outer.hits += 1
-                handle(self)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-
-
-def send(handler, status: int, body: bytes = b"", headers: dict | None = None):
-    handler.send_response(status)
-    for k, v in (headers or {}).items():
-        handler.send_header(k, v)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
 @pytest.fixture
-def canary():
-    server = Server(lambda h: send(h, 200, b"should never be fetched"))
-    yield server
-    server.close()
+def canary(loopback):
+    return loopback(lambda h: reply(h, 200, b"should never be fetched"))
 
 
 def app_with(model_file, **serve):
@@ -100,31 +65,25 @@ def widened(model_file):
     return make
 
 
-def test_fetches_an_image_when_allowed(widened, tiny_dataset):
+def test_fetches_an_image_when_allowed(widened, tiny_dataset, loopback):
     from im2latex.data import layout
 
     png = sorted((tiny_dataset / layout.IMAGES).iterdir())[0].read_bytes()
-    server = Server(lambda h: send(h, 200, png, {"Content-Type": "image/png"}))
-    try:
-        with widened() as client:
-            response = client.get("/v1/predict", params={"image_url": f"http://127.0.0.1:{server.port}/f.png"})
-        assert response.status_code == 200 and "pred" in response.json()
-    finally:
-        server.close()
+    server = loopback(lambda h: reply(h, 200, png, {"Content-Type": "image/png"}))
+    with widened() as client:
+        response = client.get("/v1/predict", params={"image_url": f"http://127.0.0.1:{server.port}/f.png"})
+    assert response.status_code == 200 and "pred" in response.json()
 
 
-def test_redirect_to_loopback_is_not_followed(widened, canary):
-    server = Server(lambda h: send(h, 302, b"", {"Location": f"http://127.0.0.1:{canary.port}/x.png"}))
-    try:
-        with widened() as client:
-            response = client.get("/v1/predict", params={"image_url": f"http://127.0.0.1:{server.port}/r.png"})
-        assert response.status_code == 400 and "redirects are not followed" in response.json()["error"]
-        assert canary.hits == 0
-    finally:
-        server.close()
+def test_redirect_to_loopback_is_not_followed(widened, canary, loopback):
+    server = loopback(lambda h: reply(h, 302, b"", {"Location": f"http://127.0.0.1:{canary.port}/x.png"}))
+    with widened() as client:
+        response = client.get("/v1/predict", params={"image_url": f"http://127.0.0.1:{server.port}/r.png"})
+    assert response.status_code == 400 and "redirects are not followed" in response.json()["error"]
+    assert canary.hits == 0
 
 
-def test_trickling_server_cannot_stretch_the_deadline(widened):
+def test_trickling_server_cannot_stretch_the_deadline(widened, loopback):
     def trickle(h):
         h.send_response(200)
         h.send_header("Content-Length", "1000")
@@ -137,22 +96,16 @@ def test_trickling_server_cannot_stretch_the_deadline(widened):
                 return
             time.sleep(0.25)
 
-    server = Server(trickle)
-    try:
-        with widened(url_timeout_s=1.0) as client:
-            start = time.perf_counter()
-            response = client.get("/v1/predict", params={"image_url": f"http://127.0.0.1:{server.port}/slow.png"})
-            assert time.perf_counter() - start < 2.5
-        assert response.status_code == 400 and "longer than 1.0 s" in response.json()["error"]
-    finally:
-        server.close()
+    server = loopback(trickle)
+    with widened(url_timeout_s=1.0) as client:
+        start = time.perf_counter()
+        response = client.get("/v1/predict", params={"image_url": f"http://127.0.0.1:{server.port}/slow.png"})
+        assert time.perf_counter() - start < 2.5
+    assert response.status_code == 400 and "longer than 1.0 s" in response.json()["error"]
 
 
-def test_oversize_body_is_cut(widened):
-    server = Server(lambda h: send(h, 200, b"x" * 5000))
-    try:
-        with widened(max_body_bytes=1000) as client:
-            response = client.get("/v1/predict", params={"image_url": f"http://127.0.0.1:{server.port}/big.png"})
-        assert response.status_code == 400 and "over 1000 bytes" in response.json()["error"]
-    finally:
-        server.close()
+def test_oversize_body_is_cut(widened, loopback):
+    server = loopback(lambda h: reply(h, 200, b"x" * 5000))
+    with widened(max_body_bytes=1000) as client:
+        response = client.get("/v1/predict", params={"image_url": f"http://127.0.0.1:{server.port}/big.png"})
+    assert response.status_code == 400 and "over 1000 bytes" in response.json()["error"]
