@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 # dvc.yaml runs `python -m stages.…`: that must be the venv's python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: repro test install tex browser
+.PHONY: repro test install tex browser docker-engine image base-image
 
 repro: install tex
 	dvc repro
 
-test: install tex browser
+test: install tex browser docker-engine
 	python -m pytest -q; rc=$$?; [ $$rc != 5 ] || echo "pytest collected no tests" >&2; exit $$rc
 
 install: $(VENV)/.installed
@@ -42,4 +42,64 @@ browser:
 			|| echo "could not install chromium: the web page test will be skipped" >&2; \
 	else \
 		echo "chromium is missing (Debian/Ubuntu: sudo apt-get install chromium): the web page test will be skipped" >&2; \
+	fi
+
+# The image test (tests/serve/test_image.py) needs a running Docker engine; it is skipped, saying why, where none can run
+docker-engine:
+	@if $(DOCKER) info >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		if ! command -v dockerd >/dev/null; then \
+			echo "installing docker.io for the image test"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null \
+				|| echo "could not install docker.io: the image test will be skipped" >&2; \
+		fi; \
+		if command -v dockerd >/dev/null; then \
+			echo "starting dockerd (log: /var/log/dockerd.log)"; \
+			nohup dockerd >/var/log/dockerd.log 2>&1 & \
+			for i in $$(seq 30); do $(DOCKER) info >/dev/null 2>&1 && break; sleep 1; done; \
+			$(DOCKER) info >/dev/null 2>&1 || echo "dockerd did not start (see /var/log/dockerd.log): the image test will be skipped" >&2; \
+		fi; \
+	else \
+		echo "no Docker engine is running (install Docker and start it): the image test will be skipped" >&2; \
+	fi
+
+# The API's container image (Dockerfile), built from $(CONTEXT)/models/model.pt: `make repro` exports it first (else the build stops, saying so)
+IMAGE ?= im2latex
+CONTEXT ?= .
+# Empty: python:3.11-slim where it is present or can be pulled, else $(DEBIAN_BASE) (built offline by `make base-image`)
+BASE ?=
+DEBIAN_BASE := im2latex-base:bookworm
+# DOCKER_BUILDKIT=1 needs buildx in docker >= 23; Debian's docker.io client (20.10) builds with BuildKit without it
+DOCKER = $(shell if docker buildx version >/dev/null 2>&1 || [ ! -x /usr/bin/docker ]; then echo docker; else echo /usr/bin/docker; fi)
+# pip in the build trusts the CA bundle pip trusts here (for a TLS-intercepting proxy): a BuildKit secret, in no layer
+CA_BUNDLE = $(or $(PIP_CERT),$(wildcard /etc/ssl/certs/ca-certificates.crt))
+
+image: docker-engine
+	@base="$(BASE)"; \
+	if [ -z "$$base" ]; then \
+		base=python:3.11-slim; \
+		$(DOCKER) image inspect $$base >/dev/null 2>&1 \
+			|| { $(DOCKER) image inspect $(DEBIAN_BASE) >/dev/null 2>&1 && base=$(DEBIAN_BASE); } \
+			|| $(DOCKER) pull -q $$base >/dev/null 2>&1 \
+			|| { echo "cannot pull $$base: building on $(DEBIAN_BASE)"; base=$(DEBIAN_BASE); $(MAKE) -s base-image; } || exit 1; \
+	fi; \
+	DOCKER_BUILDKIT=1 $(DOCKER) build --build-arg BASE=$$base --build-arg PIP_INDEX_URL --build-arg PIP_EXTRA_INDEX_URL \
+		$(if $(CA_BUNDLE),--secret id=pipcert$(comma)src=$(CA_BUNDLE)) -t $(IMAGE) $(CONTEXT)
+
+comma := ,
+
+# Debian bookworm's python3 (3.11) as a base image, for machines that cannot reach Docker Hub; built once, then reused
+base-image:
+	@if $(DOCKER) image inspect $(DEBIAN_BASE) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; } || exit 1; \
+		echo "building $(DEBIAN_BASE) with debootstrap (a few minutes)"; \
+		rootfs=$$(mktemp -d) && trap 'rm -rf "$$rootfs"' EXIT \
+			&& debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,passwd bookworm $$rootfs >$$rootfs.log 2>&1 \
+			|| { tail -5 $$rootfs.log >&2; rm -f $$rootfs.log; exit 1; }; rm -f $$rootfs.log; \
+		rm -rf $$rootfs/var/cache/apt/archives/*.deb $$rootfs/var/lib/apt/lists/*; \
+		tar -C $$rootfs -c . | $(DOCKER) import - $(DEBIAN_BASE) >/dev/null && echo "built $(DEBIAN_BASE)"; \
+	else \
+		echo "$(DEBIAN_BASE) is missing and only root on Debian/Ubuntu can build it (debootstrap); or pass BASE=<an image with python3.11>" >&2; \
+		exit 1; \
 	fi
