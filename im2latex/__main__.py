@@ -33,61 +33,12 @@ def cmd_data_report(args: argparse.Namespace) -> None:
     print(json.dumps(compare(args.data, args.reference), indent=1))
 
 
-def is_im2latex_layout(folder: Path, split: str, formulas: Path | None) -> bool:
-    from im2latex.data import layout
-
-    return formulas is None and (folder / layout.FORMULAS).is_file() and (folder / layout.split_file(split)).is_file()
-
-
-def read_labelled_folder(folder: Path, split: str, formulas: Path | None) -> tuple[list[str], list[Path], list[str]]:
-    """(names, image paths, formulas) of a dataset in IM2LATEX-100K layout, or of a plain folder of
-    N.png images whose labels are line N (counting from 0) of a formula file."""
-    from im2latex.data import layout
-
-    if not folder.is_dir():
-        raise Im2LatexError(f"--data: {folder} is not a folder")
-    if is_im2latex_layout(folder, split, formulas):
-        samples = layout.read_split(folder, split)
-        return [s.image.stem for s in samples], [s.image for s in samples], [s.formula for s in samples]
-    candidates = [formulas] if formulas else [p for p in (folder / "formulas.lst", folder / "formulas.txt",
-                                                          folder / layout.FORMULAS) if p.is_file()]
-    if not candidates or not candidates[0].is_file():
-        raise Im2LatexError(f"{folder}: neither IM2LATEX-100K layout nor N.png images with a formulas.lst/formulas.txt "
-                            "(or pass --formulas FILE)")
-    labels = layout.decode_formulas(candidates[0].read_bytes(), str(candidates[0]))
-    images = sorted((p for p in folder.glob("*.png") if p.stem.isdigit()), key=lambda p: int(p.stem))
-    if not images:
-        raise Im2LatexError(f"{folder}: no images named N.png")
-    missing = [p.name for p in images if int(p.stem) >= len(labels)]
-    if missing:
-        raise Im2LatexError(f"{candidates[0]} has {len(labels)} lines, so {missing[0]} has no label")
-    return [p.stem for p in images], images, [labels[int(p.stem)] for p in images]
-
-
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    import torch
-
-    from im2latex.data.preprocessing import load_image
-    from im2latex.data.tokenizer import normalize
-    from im2latex.evaluation import evaluate, predict_all
+    from im2latex.evaluation import score_folder
     from im2latex.export import load_reader
 
-    reader = load_reader(args.model)
-    names, paths, formulas = read_labelled_folder(args.data, args.split, args.formulas)
-    images = [load_image(p) for p in paths]
-    predictions = predict_all(lambda batch: reader([torch.from_numpy(i) for i in batch]), images, args.batch_size)
-    targets = [normalize(f) for f in formulas]
-    if not args.raw_labels and not is_im2latex_layout(args.data, args.split, args.formulas):
-        # labels written by a person: spelled as IM2LATEX-100K's are, and predictions the same way
-        from im2latex.data.normalise import normalise_all
-
-        targets, _ = normalise_all(formulas)
-        predictions, _ = normalise_all(predictions)
-    out = args.out
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-    metrics = evaluate(names, images, targets, predictions,
-                       out and out / "metrics.json", out and out / "predictions.tsv", out and out / "examples.png", 4)
+    metrics = score_folder(load_reader(args.model), args.data, args.split, args.formulas, args.raw_labels,
+                           args.batch_size, args.out)
     print(json.dumps(metrics, indent=2, sort_keys=True))
 
 

@@ -18,6 +18,12 @@ class SyntheticConfig:
     dpi: tuple[int, int]  # each chunk of formulas is rendered at a dpi drawn from this range
     pad: tuple[int, int]  # white border added around the ink, in pixels
     noise: float  # fraction of pixels turned into light gray specks
+    font_sizes: list[int]  # document class sizes (10, 11, 12 pt), one drawn per chunk
+    downsample: tuple[float, float]  # a chunk is rendered at dpi x f, then each image shrunk by f (antialiasing)
+    bold: float  # share of images with thickened strokes
+    blur: float  # share of images blurred a little
+    binarise: float  # share of images thresholded to black and white
+    jpeg: float  # share of images passed through a low-quality JPEG
     chunk: int  # formulas per LaTeX run (one page each)
 
 
@@ -40,7 +46,7 @@ class VocabConfig:
 class PreprocessConfig:
     threshold: int  # a pixel darker than this is ink
     pad: int  # white border kept around the cropped ink, in pixels
-    scale: float  # resize factor applied after cropping
+    glyph_height: float  # images are resized so that their median glyph is this many pixels tall (0: not resized)
     max_height: int  # samples larger than these (after scaling) are dropped
     max_width: int
     max_tokens: int
@@ -119,6 +125,7 @@ class EvaluateConfig:
     beam_width: int  # 1 = greedy
     batch_size: int
     examples: int  # worst and best examples drawn in the picture
+    folders: list[str]  # extra labelled folders (N.png + formulas.lst, or IM2LATEX-100K layout) scored too
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from im2latex import Im2LatexError
 from im2latex.data.rendering import LATEX_TIMEOUT_S, PREAMBLE, failed_formulas, require_latex
 from im2latex.data.rendering import _page_count as page_count  # the data stage's check that no page was swallowed
 from im2latex.files import atomic_file
@@ -139,3 +140,57 @@ def evaluate(names: list[str], images: list[np.ndarray], targets: list[str], pre
 
 def tensor_images(images: list[np.ndarray]) -> list[torch.Tensor]:
     return [torch.from_numpy(np.ascontiguousarray(i)) for i in images]
+
+
+def is_im2latex_layout(folder: Path, split: str, formulas: Path | None) -> bool:
+    from im2latex.data import layout
+
+    return formulas is None and (folder / layout.FORMULAS).is_file() and (folder / layout.split_file(split)).is_file()
+
+
+def read_labelled_folder(folder: Path, split: str, formulas: Path | None) -> tuple[list[str], list[Path], list[str]]:
+    """(names, image paths, formulas) of a dataset in IM2LATEX-100K layout, or of a plain folder of
+    N.png images whose labels are line N (counting from 0) of a formula file."""
+    from im2latex.data import layout
+
+    if not folder.is_dir():
+        raise Im2LatexError(f"{folder} is not a folder")
+    if is_im2latex_layout(folder, split, formulas):
+        samples = layout.read_split(folder, split)
+        return [s.image.stem for s in samples], [s.image for s in samples], [s.formula for s in samples]
+    candidates = [formulas] if formulas else [p for p in (folder / "formulas.lst", folder / "formulas.txt",
+                                                          folder / layout.FORMULAS) if p.is_file()]
+    if not candidates or not candidates[0].is_file():
+        raise Im2LatexError(f"{folder}: neither IM2LATEX-100K layout nor N.png images with a formulas.lst/formulas.txt "
+                            "(or pass --formulas FILE)")
+    labels = layout.decode_formulas(candidates[0].read_bytes(), str(candidates[0]))
+    images = sorted((p for p in folder.glob("*.png") if p.stem.isdigit()), key=lambda p: int(p.stem))
+    if not images:
+        raise Im2LatexError(f"{folder}: no images named N.png")
+    missing = [p.name for p in images if int(p.stem) >= len(labels)]
+    if missing:
+        raise Im2LatexError(f"{candidates[0]} has {len(labels)} lines, so {missing[0]} has no label")
+    return [p.stem for p in images], images, [labels[int(p.stem)] for p in images]
+
+
+def score_folder(read: Callable[[list[torch.Tensor]], list[str]], folder: Path, split: str = "test",
+                 formulas: Path | None = None, raw_labels: bool = False, batch_size: int = 16,
+                 out: Path | None = None) -> dict[str, float]:
+    """Read every labelled image of `folder` with `read` (the exported model, or FormulaReader) and score it.
+    Labels written by a person (a plain folder) are normalised as IM2LATEX-100K's were, and predictions the
+    same way, unless `raw_labels`; `out`, when given, receives metrics.json, predictions.tsv, examples.png."""
+    from im2latex.data.normalise import normalise_all
+    from im2latex.data.preprocessing import load_image
+    from im2latex.data.tokenizer import normalize
+
+    names, paths, labels = read_labelled_folder(folder, split, formulas)
+    images = [load_image(p) for p in paths]
+    predictions = predict_all(lambda batch: read(tensor_images(batch)), images, batch_size)
+    targets = [normalize(f) for f in labels]
+    if not raw_labels and not is_im2latex_layout(folder, split, formulas):
+        targets, _ = normalise_all(labels)
+        predictions, _ = normalise_all(predictions)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    return evaluate(names, images, targets, predictions, out and out / "metrics.json", out and out / "predictions.tsv",
+                    out and out / "examples.png", 4)

@@ -57,17 +57,21 @@ class Im2LatexModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["tokens"])  # the vocabulary is saved with the weights
         self.net = Im2LatexNet(tokens, **model)
+        self.net.encoder.to(memory_format=torch.channels_last)  # about 25% faster convolutions on CPU
 
     def _loss(self, batch, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
         images, inputs, targets = batch
-        logits = self.net(images, inputs)
+        logits = self.net(images.contiguous(memory_format=torch.channels_last), inputs)
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD, label_smoothing=smoothing)
         mask = targets != PAD
         accuracy = ((logits.argmax(-1) == targets) & mask).sum() / mask.sum()
         return loss, accuracy
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
         loss, accuracy = self._loss(batch, self.hparams.label_smoothing)
+        if not torch.isfinite(loss):  # a rare bad step in bf16 must not poison the weights: skip it
+            log.warning("step %d: non-finite loss, batch skipped", self.global_step)
+            return None
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch[0]))
         self.log("train/token_accuracy", accuracy, batch_size=len(batch[0]))
         return loss

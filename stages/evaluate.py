@@ -1,22 +1,31 @@
-"""evaluate: decode the test split with the trained model; metrics, predictions and a picture to metrics/."""
-from im2latex.config import EvaluateConfig, load_section
+"""evaluate: decode the test split with the trained model, and every labelled folder listed in
+`evaluate.folders`; metrics, predictions and a picture to metrics/."""
+import json
+from pathlib import Path
+
+from im2latex.config import EvaluateConfig, PreprocessConfig, load_section
 from im2latex.console import run_stage
 from im2latex.data.preprocessing import load_split
-from im2latex.evaluation import evaluate, predict_all, tensor_images
+from im2latex.evaluation import evaluate, predict_all, score_folder, tensor_images
 from im2latex.export import FormulaReader
+from im2latex.files import atomic_file
 from im2latex.model.inputs import to_batch
 from im2latex.training import load_model
 
 
-def main(params: str, split: str, weights: str, metrics: str, predictions: str, picture: str) -> None:
+def main(params: str, split: str, weights: str, metrics: str, predictions: str, picture: str, folders: str) -> None:
     cfg = load_section(params, "evaluate", EvaluateConfig)
+    prep = load_section(params, "preprocess", PreprocessConfig)
     net, tokens = load_model(weights)
-    reader = FormulaReader(net, tokens, 0, 0, 1.0, cfg.beam_width)  # test images are already prepared
-    data = load_split(split)
+    reader = FormulaReader(net, tokens, prep.threshold, prep.pad, prep.glyph_height, cfg.beam_width)
+    data = load_split(split)  # already prepared: decoded as they are
     texts = predict_all(lambda batch: [reader.to_text(ids) for ids in reader.decode(to_batch(tensor_images(batch)), cfg.beam_width)],
                         data["images"], cfg.batch_size)
     evaluate(data["names"], data["images"], data["formulas"], texts, metrics, predictions, picture, cfg.examples)
+    scores = {folder: score_folder(reader, Path(folder), batch_size=cfg.batch_size) for folder in cfg.folders}
+    with atomic_file(folders, "w") as f:
+        json.dump(scores, f, indent=2, sort_keys=True)
 
 
 if __name__ == "__main__":
-    run_stage(main, "stages.evaluate PARAMS TEST_PKL WEIGHTS METRICS_JSON PREDICTIONS_TSV PICTURE_PNG")
+    run_stage(main, "stages.evaluate PARAMS TEST_PKL WEIGHTS METRICS_JSON PREDICTIONS_TSV PICTURE_PNG FOLDERS_JSON")

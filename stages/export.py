@@ -19,7 +19,7 @@ def main(params: str, split: str, weights: str, out: str) -> None:
     beam_width = load_section(params, "evaluate", EvaluateConfig).beam_width
     net, tokens = load_model(weights)
     images = tensor_images(load_split(split)["images"][:cfg.parity_samples])
-    scripted = script(net, tokens, prep.threshold, prep.pad, prep.scale, beam_width)
+    scripted = script(net, tokens, prep.threshold, prep.pad, prep.glyph_height, beam_width)
     checked = check_parity(net, scripted, [to_batch(images[i:i + 8]) for i in range(0, len(images), 8)], beam_width)
     with atomic_file(out, "wb") as f:
         torch.jit.save(scripted, f)

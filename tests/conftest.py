@@ -14,8 +14,9 @@ from im2latex.data.vocab import build_vocabulary
 from im2latex.export import script
 from im2latex.model.network import Im2LatexNet
 
-TINY = SyntheticConfig(train=16, validate=4, test=4, max_tokens=40, dpi=(90, 110), pad=(2, 8), noise=0.01, chunk=8)
-PREPROCESS = PreprocessConfig(threshold=200, pad=4, scale=1.0, max_height=160, max_width=800, max_tokens=150)
+TINY = SyntheticConfig(train=16, validate=4, test=4, max_tokens=40, dpi=(90, 200), pad=(2, 8), noise=0.01, font_sizes=[10, 12],
+                       downsample=(1.0, 2.0), bold=0.2, blur=0.2, binarise=0.1, jpeg=0.1, chunk=8)
+PREPROCESS = PreprocessConfig(threshold=200, pad=4, glyph_height=0.0, max_height=160, max_width=800, max_tokens=150)
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +35,7 @@ def model_file(tiny_dataset, tmp_path_factory) -> Path:
     torch.manual_seed(0)
     net = Im2LatexNet(vocab.tokens, d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12)
     path = tmp_path_factory.mktemp("model") / "model.pt"
-    script(net, vocab.tokens, threshold=200, pad=4, scale=0.75, beam_width=1).save(str(path))
+    script(net, vocab.tokens, threshold=200, pad=4, glyph_height=10.0, beam_width=1).save(str(path))
     return path
 
 

@@ -7,7 +7,7 @@ from im2latex.config import DataConfig, PreprocessConfig, VocabConfig, load_sect
 def test_the_repository_params_load():
     assert load_section("params.yaml", "data", DataConfig).source == "synthetic"
     assert load_section("params.yaml", "vocab", VocabConfig).min_freq >= 1
-    assert isinstance(load_section("params.yaml", "preprocess", PreprocessConfig).scale, float)
+    assert isinstance(load_section("params.yaml", "preprocess", PreprocessConfig).glyph_height, float)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -28,7 +28,8 @@ TRAIN = TrainConfig(seed=0, batch_size=4, lr=5.0e-3, weight_decay=0.0, warmup_st
 def handful(tmp_path_factory):
     """Four short rendered formulas, preprocessed; the same four serve as train, validate and test."""
     root = tmp_path_factory.mktemp("handful")
-    cfg = SyntheticConfig(train=4, validate=0, test=0, max_tokens=6, dpi=(100, 100), pad=(4, 4), noise=0.0, chunk=4)
+    cfg = SyntheticConfig(train=4, validate=0, test=0, max_tokens=6, dpi=(100, 100), pad=(4, 4), noise=0.0, font_sizes=[12],
+                          downsample=(1.0, 1.0), bold=0.0, blur=0.0, binarise=0.0, jpeg=0.0, chunk=4)
     (root / "raw").mkdir()
     build_synthetic(root / "raw", cfg, seed=7)
     samples = layout.read_split(root / "raw", "train")
@@ -51,7 +52,7 @@ def test_tiny_model_overfits_a_handful_to_exact_match(handful, tmp_path):
     assert (tmp_path / "live" / "metrics.json").is_file()  # DVCLive curves
 
     # the TorchScript file reads the raw rendered PNGs (its own cropping and padding) to the same formulas
-    scripted = script(net, tokens, PREPROCESS.threshold, PREPROCESS.pad, PREPROCESS.scale, beam_width=2)
+    scripted = script(net, tokens, PREPROCESS.threshold, PREPROCESS.pad, PREPROCESS.glyph_height, beam_width=2)
     scripted.save(str(tmp_path / "model.pt"))
     loaded = torch.jit.load(str(tmp_path / "model.pt"))
     raw = [torch.from_numpy(load_image(handful / "raw" / layout.IMAGES / f"{n}.png")) for n in data["names"]]
@@ -95,8 +96,8 @@ def test_prepare_matches_preprocessing(handful):
     from im2latex.data.preprocessing import prepare_image
 
     image = load_image(next((handful / "raw" / layout.IMAGES).iterdir()))
-    assert (prepare(torch.from_numpy(image), 200, 4, 0.75).numpy() ==
-            prepare_image(image, dataclasses.replace(PREPROCESS, scale=0.75))).all()
+    assert (prepare(torch.from_numpy(image), 200, 4, 8.0).numpy() ==
+            prepare_image(image, dataclasses.replace(PREPROCESS, glyph_height=8.0))).all()
 
 
 @pytest.mark.slow

@@ -1,28 +1,53 @@
 """A seeded generator of IM2LATEX-100K-style formulas: normalised, space-separated token strings.
 
-The constructs and their rough frequencies follow the real dataset's validation split (token counts
-and the length histogram in shared/im2latex); the generator needs nothing but a seed."""
+Formulas are built from a small weighted grammar of what physics and maths papers write: equations
+of sums of products, indexed symbols, function application, fractions, roots, accents, sums and
+integrals with limits and measures, brackets, derivatives, bra-kets, font commands, matrices,
+spacing and trailing punctuation. The weights of symbols come from the token counts of the real
+validation split, and formula lengths from its length histogram (shared/im2latex); the generator
+needs nothing but a seed."""
 import random
 
-LATIN = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-FREQUENT = list("ixdanemkrptcjsgl") + ["A", "N", "R", "T", "D", "M", "S", "B", "L"]
-DIGITS = list("0123456789")
-GREEK = (r"\alpha \beta \gamma \delta \epsilon \varepsilon \zeta \eta \theta \vartheta \iota \kappa \lambda "
-         r"\mu \nu \xi \pi \varpi \rho \varrho \sigma \tau \upsilon \phi \varphi \chi \psi \omega "
-         r"\Gamma \Delta \Theta \Lambda \Xi \Pi \Sigma \Upsilon \Phi \Psi \Omega").split()
-SYMBOLS = r"\partial \infty \nabla \hbar \ell \prime \dagger \cdots \ldots \imath \aleph \emptyset".split()
-RELATIONS = r"= = = = \equiv \approx \sim \simeq \leq \geq \neq \le \ge \propto \to \rightarrow \in \subset \mapsto \cong".split()
-BINARY = r"+ + + - - - , , \cdot \times \pm \mp \otimes \oplus \wedge \cup \cap \ast".split()
-SPACES = [r"\,", r"\,", r"\;", r"\quad", r"\qquad", "~", r"\!", r"\:"]
-ACCENTS = r"\hat \bar \tilde \dot \ddot \vec \widetilde \widehat \check \breve".split()
-BIG_OPS = r"\sum \sum \int \int \int \prod \oint \bigcup \bigoplus".split()
-DELIMITERS = [(r"\left(", r"\right)"), (r"\left[", r"\right]"), (r"\left\{", r"\right\}"),
-              (r"\left|", r"\right|"), (r"\left\langle", r"\right\rangle"), (r"\left.", r"\right|"),
-              (r"\left\|", r"\right\|"), (r"\left(", r"\right.")]
-PLAIN_DELIMITERS = [("(", ")"), ("(", ")"), ("[", "]"), ("|", "|"), (r"\{", r"\}"), (r"\langle", r"\rangle")]
-FONTS = [r"\mathrm", r"\mathrm", r"\mathbf", r"\mathcal", r"\mathit", r"\mathsf"]
-OLD_FONTS = [r"\cal", r"\bf", r"\it", r"\sf"]  # used as { \cal L }
-OPERATOR_NAMES = ["sin", "cos", "exp", "log", "tr", "det", "lim", "Re", "Im", "max", "sup", "Tr"]
+# counts of the real validation split (shared/im2latex/vocab_val_freq.tsv), used as weights
+LATIN = dict(zip("ixdanemkrptcAjsglbzfqNRTDMSBLFyHhuPCGoVIXJEQvKUWZwYO",
+                 [5758, 4614, 1500, 3860, 3826, 2880, 2708, 2598, 2598, 2571, 2489, 2449, 2349, 2051, 2050, 1918,
+                  1865, 1758, 1696, 1376, 1344, 1334, 1268, 1258, 1257, 1177, 1169, 1167, 1155, 1094, 1052, 1001,
+                  930, 927, 905, 878, 864, 835, 829, 816, 804, 747, 718, 688, 622, 587, 547, 528, 455, 453, 267,
+                  263]))
+GREEK = dict(zip(r"\mu \alpha \nu \pi \phi \delta \lambda \beta \sigma \theta \gamma \psi \rho \omega \tau "
+                 r"\epsilon \Phi \xi \eta \Gamma \Delta \Lambda \chi \varphi \Omega \kappa \Psi \varepsilon "
+                 r"\Sigma \zeta \Pi \Theta \vartheta \varrho \iota \Xi \upsilon".split(),
+                 [3626, 2210, 1827, 1701, 1646, 1435, 1347, 1309, 1163, 1094, 1032, 988, 951, 846, 839, 784, 711,
+                  673, 667, 579, 537, 510, 499, 485, 471, 391, 385, 266, 259, 254, 164, 133, 47, 35, 20, 22, 8]))
+DIGITS = dict(zip("2103456879", [14063, 10332, 5132, 2199, 1925, 513, 471, 410, 146, 125]))
+SYMBOLS = {r"\partial": 600, r"\infty": 618, r"\hbar": 179, r"\ell": 209, r"\nabla": 290, r"\cdots": 255,
+           r"\ldots": 232, r"\dots": 101, r"\dagger": 100, r"\prime": 100, r"\imath": 29, r"\wp": 24, r"\Re": 7}
+INDICES = {r"\mu": 30, r"\nu": 20, "i": 30, "j": 14, "k": 12, "n": 14, "a": 10, "b": 6, "0": 16, "1": 14, "2": 8,
+           "3": 3, r"\alpha": 8, r"\beta": 4, "m": 8, "l": 6, "x": 5, "t": 4, "p": 4, "s": 3, "N": 3, "A": 3,
+           "L": 2, "R": 3, "c": 2, "r": 2, "+": 3, "-": 3, r"\sigma": 2, r"\lambda": 2, "I": 2, "z": 2, "q": 2}
+POWERS = {"2": 60, "-1": 8, r"\prime": 14, r"\prime\prime": 3, r"\dagger": 6, "*": 6, "n": 6, "3": 6, "4": 3,
+          r"\mu": 8, r"\nu": 4, "a": 3, "i": 3, "k": 2, "1/2": 3, "-2": 2, "T": 2, "N": 2, "d": 2, "D": 2,
+          "+": 2, "-": 2, r"\alpha": 2, "(1)": 2, "(0)": 1, "2n": 1, "0": 2, "1": 2, "p": 1, "s": 1}
+RELATIONS = {"=": 10465, r"\equiv": 355, r"\approx": 97, r"\sim": 166, r"\simeq": 64, r"\leq": 89, r"\geq": 68,
+             r"\neq": 71, "<": 259, ">": 256, r"\to": 125, r"\rightarrow": 264, r"\propto": 34, r"\le": 31,
+             r"\ge": 32, r"\in": 162, r"\longrightarrow": 45, r"\mapsto": 17, r"\ll": 11, r"\gg": 19,
+             r"\subset": 17, r"\Rightarrow": 20, r"\cong": 7, r"\perp": 20}
+BINARY = {"+": 7006, "-": 6000, r"\pm": 481, r"\mp": 68, r"\times": 130, r"\cdot": 345, r"\otimes": 149,
+          r"\wedge": 158, r"\oplus": 31, r"\ast": 104, "/": 500, r"\circ": 63, r"\cup": 13, r"\cap": 8}
+SPACES = {r"\,": 2000, r"\;": 1000, r"\quad": 687, r"\qquad": 414, "~": 1400, r"\!": 433, r"\:": 184, "\\": 800}  # "\\" is the control space "\\ "
+ACCENTS = {r"\bar": 1222, r"\tilde": 922, r"\hat": 854, r"\vec": 563, r"\dot": 553, r"\overline": 341,
+           r"\widetilde": 150, r"\underline": 100, r"\widehat": 71, r"\ddot": 48, r"\check": 25, r"\breve": 8}
+FUNCTIONS = {"sin": 8, "cos": 8, "exp": 10, "log": 6, "ln": 4, "tan": 2, "det": 3, "tr": 4, "Tr": 4, "sinh": 2,
+             "cosh": 2, "tanh": 1, "arctan": 1, "Re": 1, "Im": 1, "sgn": 1, "diag": 1}
+STAR_FUNCTIONS = {"lim": 4, "max": 2, "min": 2, "sup": 1, "inf": 1}
+WORDS = ["d", "i", "e", "T", "R", "L", "eff", "tot", "tr", "const", "Tr", "E", "A", "B", "c", "Im", "Re", "max",
+         "cl", "ext", "int", "in", "out", "s", "F", "YM", "CS", "sym", "ij"]
+BRACKETS = {("(", ")"): 60, (r"\left(", r"\right)"): 20, ("[", "]"): 8, (r"\left[", r"\right]"): 6,
+            (r"\left\{", r"\right\}"): 3, ("|", "|"): 5, (r"\{", r"\}"): 2, (r"\langle", r"\rangle"): 4,
+            (r"\left|", r"\right|"): 2, (r"\left\langle", r"\right\rangle"): 1, (r"\left.", r"\right|"): 1,
+            (r"\Big (", r"\Big )"): 1, (r"\big (", r"\big )"): 1, (r"\Bigl (", r"\Bigr )"): 1, (r"\left\|", r"\right\|"): 0.3}
+FONTS = {(r"{", r"\cal"): 1498, (r"{", r"\bf"): 742, (r"\mathrm", None): 1000, (r"\mathcal", None): 195,
+         (r"\mathbf", None): 152, (r"\mathsf", None): 28, (r"{", r"\it"): 20, (r"{", r"\sf"): 25}
 
 # length histogram (bins of 10 tokens) of IM2LATEX-100K's validation split, from shared/im2latex/stats.json
 LENGTH_HISTOGRAM = {0: 15, 10: 267, 20: 924, 30: 1395, 40: 1314, 50: 1123, 60: 924, 70: 719, 80: 566,
@@ -36,111 +61,212 @@ class FormulaGenerator:
         self.rng = random.Random(seed)
         self.max_tokens = max_tokens
 
+    def pick(self, weights: dict):
+        return self.rng.choices(list(weights), weights=list(weights.values()))[0]
+
+    def chance(self, p: float) -> bool:
+        return self.rng.random() < p
+
+    def space(self) -> list[str]:
+        """A spacing command, sometimes repeated (`~ ~`, `\\; \\;`)."""
+        space = self.pick(SPACES)
+        return [space] * self.rng.choices([1, 2, 3], weights=[80, 16, 4])[0]
+
     def formula(self) -> list[str]:
         """One formula whose length follows the real length histogram, at most max_tokens long."""
-        r = self.rng
         bins = [b for b in LENGTH_HISTOGRAM if b < self.max_tokens]
-        start = r.choices(bins, weights=[LENGTH_HISTOGRAM[b] for b in bins])[0]
-        target = max(1, min(self.max_tokens, r.randint(start, start + 9)))
-        while True:
-            tokens = self.term(depth=0)
-            while len(tokens) < target:
-                nxt = self.joiner() + self.term(depth=0)
-                # stop where the length lands closest to the target
-                if len(tokens) + len(nxt) > self.max_tokens or len(tokens) + len(nxt) - target > target - len(tokens):
-                    break
-                tokens += nxt
-            if len(tokens) <= self.max_tokens:
+        start = self.rng.choices(bins, weights=[LENGTH_HISTOGRAM[b] for b in bins])[0]
+        target = max(1, min(self.max_tokens, self.rng.randint(start, start + 9)))
+        for _ in range(50):
+            tokens = self.equation(target)
+            if len(tokens) <= self.max_tokens and abs(len(tokens) - target) <= max(4, target // 5):
                 return tokens
+        return tokens if len(tokens) <= self.max_tokens else self.symbol()
 
-    def joiner(self) -> list[str]:
-        r = self.rng.random()
-        if r < 0.25:
-            return [self.rng.choice(RELATIONS)]
-        if r < 0.55:
-            return [self.rng.choice(BINARY)]
-        if r < 0.65:
-            return [self.rng.choice(SPACES)]
-        return []
+    def equation(self, target: int) -> list[str]:
+        """Sides joined by relations; sometimes several equations in a row, and trailing punctuation."""
+        tokens = self.expression(max(1, target // self.rng.choice([1, 2, 2, 3])), 0)
+        while len(tokens) < target - 2:
+            r = self.rng.random()
+            if r < 0.7:
+                join = [self.pick(RELATIONS)]
+                if self.chance(0.12):
+                    join = self.space() + join + self.space()
+            elif r < 0.85:
+                join = [","] + (self.space() if self.chance(0.6) else [])
+            else:
+                join = self.space()
+            tokens += join + self.expression(max(1, min(target - len(tokens) - 1, target // 2)), 0)
+        if self.chance(0.3):
+            tokens += (self.space() if self.chance(0.4) else []) + [self.rng.choice([",", ".", ".", ";"])]
+        return tokens
+
+    def expression(self, budget: int, depth: int) -> list[str]:
+        """Terms joined by binary operators until about `budget` tokens."""
+        tokens = (["-"] if self.chance(0.1) else []) + self.term(budget, depth)
+        while len(tokens) < budget:
+            tokens += [self.pick(BINARY)] + self.term(budget - len(tokens), depth)
+        return tokens
+
+    def term(self, budget: int, depth: int) -> list[str]:
+        """A product of factors, sometimes with a numeric coefficient or a space between factors."""
+        tokens = [self.pick(DIGITS)] if self.chance(0.12) else []
+        for _ in range(self.rng.choices([1, 2, 3, 4], weights=[45, 30, 15, 10])[0]):
+            if tokens and self.chance(0.08):
+                tokens += self.space()
+            tokens += self.factor(max(1, budget - len(tokens)), depth)
+            if len(tokens) >= budget:
+                break
+        return tokens
 
     def symbol(self) -> list[str]:
         r = self.rng.random()
-        if r < 0.45:
-            return [self.rng.choice(FREQUENT if self.rng.random() < 0.6 else LATIN)]
-        if r < 0.65:
-            return [self.rng.choice(DIGITS)]
-        if r < 0.9:
-            return [self.rng.choice(GREEK)]
-        return [self.rng.choice(SYMBOLS)]
+        if r < 0.6:
+            return [self.pick(LATIN)]
+        if r < 0.92:
+            return [self.pick(GREEK)]
+        return [self.pick(SYMBOLS)]
 
-    def group(self, depth: int, terms: int = 2) -> list[str]:
-        """A braced argument: { ... } holding a short expression."""
-        tokens = self.term(depth + 1)
-        for _ in range(self.rng.randint(0, terms - 1)):
-            tokens += self.joiner() + self.term(depth + 1)
-        return ["{"] + tokens + ["}"]
-
-    def script(self, depth: int) -> list[str]:
+    def index(self) -> list[str]:
+        """What goes inside _ { }: one or two indices, a small sum, a word."""
         r = self.rng.random()
-        small = lambda: ["{"] + (self.symbol() if self.rng.random() < 0.7 else self.term(depth + 1)) + ["}"]
-        if r < 0.4:
-            return ["_"] + small()
-        if r < 0.7:
-            return ["^"] + (["{", r"\prime", "}"] if self.rng.random() < 0.15 else small())
-        return ["_"] + small() + ["^"] + small()
+        if r < 0.6:
+            return [self.pick(INDICES)]
+        if r < 0.75:
+            return [self.pick(INDICES), self.pick(INDICES)]
+        if r < 0.85:
+            return [self.pick(INDICES), self.rng.choice(["+", "-", ","]), self.pick(INDICES)]
+        if r < 0.93:
+            return [r"\mathrm", "{"] + list(self.rng.choice(WORDS)) + ["}"]
+        return self.symbol() + (["=", self.pick(DIGITS)] if self.chance(0.5) else [])
 
-    def term(self, depth: int) -> list[str]:
+    def power(self, depth: int) -> list[str]:
+        """What goes inside ^ { }."""
+        if depth < 2 and self.chance(0.12):
+            return self.expression(self.rng.randint(2, 6), depth + 2)
+        p = self.pick(POWERS)
+        if p == "1/2":
+            return self.rng.choice([["1", "/", "2"], [r"\frac", "{", "1", "}", "{", "2", "}"]])
+        if p == r"\prime\prime":
+            return [r"\prime", r"\prime"]
+        if p.startswith("(") and len(p) == 3:
+            return ["(", p[1], ")"]
+        if p[0] in "-2" and len(p) == 2:
+            return [p[0], p[1]]
+        return [p]
+
+    def scripts(self, depth: int) -> list[str]:
+        r = self.rng.random()
+        if r < 0.4:
+            return ["_", "{"] + self.index() + ["}"]
+        if r < 0.75:
+            return ["^", "{"] + self.power(depth) + ["}"]
+        sub, sup = ["_", "{"] + self.index() + ["}"], ["^", "{"] + self.power(depth) + ["}"]
+        return sub + sup  # the dataset's normalisation writes the subscript first
+
+    def group(self, budget: int, depth: int) -> list[str]:
+        return ["{"] + self.expression(max(1, budget), depth + 1) + ["}"]
+
+    def factor(self, budget: int, depth: int) -> list[str]:
         r, deep = self.rng, depth >= 2
+        big = budget >= 8 and not deep
         kind = r.choices(
-            ["symbol", "script", "frac", "sqrt", "accent", "bigop", "delim", "font", "oldfont",
-             "operator", "matrix", "plain"],
-            weights=[30, 30, 8, 3, 5, 0 if deep else 4, 0 if deep else 6, 4, 2, 2, 0 if depth else 1, 0 if deep else 5],
-        )[0]
+            ["scripted", "symbol", "number", "call", "operator", "bracket", "frac", "sqrt", "accent", "bigop",
+             "partial", "font", "braket", "matrix", "wrapped"],
+            weights=[34, 20, 6, 7, 3, 8 if big else 2, 7 if big else 2, 2, 5, 4 if big else 0, 4, 5, 1.5,
+                     1 if depth == 0 and budget >= 20 else 0, 2])[0]
+        if kind == "scripted":
+            return self.symbol() + self.scripts(depth)
         if kind == "symbol":
             return self.symbol()
-        if kind == "script":
-            return self.symbol() + self.script(depth)
-        if kind == "frac":
-            return [r"\frac"] + self.group(depth) + self.group(depth)
-        if kind == "sqrt":
-            index = ["[", r.choice(DIGITS[2:] + ["n"]), "]"] if r.random() < 0.3 else []
-            return [r"\sqrt"] + index + self.group(depth)
-        if kind == "accent":
-            accent = r.choice(ACCENTS + [r"\overline", r"\underline"])
-            body = self.group(depth) if accent in (r"\overline", r"\underline", r"\widetilde", r"\widehat") else ["{"] + self.symbol() + ["}"]
-            return [accent] + body
-        if kind == "bigop":
-            op = r.choice(BIG_OPS)
-            index = r.choice(LATIN[8:14])
-            limits = (["_", "{", index, "=", r.choice(DIGITS[:2]), "}", "^", "{", r.choice(["N", "n", r"\infty"]), "}"]
-                      if op != r"\int" else ["_", "{"] + r.choice([["0"], ["-", r"\infty"]]) + ["}", "^", "{", r"\infty", "}"])
-            if r.random() < 0.3:
-                limits = []
-            body = self.term(depth + 1) + self.joiner() + self.term(depth + 1)
-            return [op] + limits + body + ([r"d", r.choice("xtkr")] if op in (r"\int", r"\oint") else [])
-        if kind == "delim":
-            left, right = r.choice(DELIMITERS)
-            return [left] + self.group(depth, terms=3)[1:-1] + [right]
-        if kind == "plain":
-            left, right = r.choice(PLAIN_DELIMITERS)
-            return [left] + self.group(depth, terms=3)[1:-1] + [right]
-        if kind == "font":
-            letters = r.sample(LATIN, r.randint(1, 3))
-            return [r.choice(FONTS), "{"] + letters + ["}"]
-        if kind == "oldfont":
-            return ["{", r.choice(OLD_FONTS), r.choice(LATIN[26:]), "}"]
+        if kind == "number":
+            digits = [self.pick(DIGITS) for _ in range(r.choice([1, 1, 2, 3]))]
+            return digits + (["."] + [self.pick(DIGITS)] if r.random() < 0.15 else [])
+        if kind == "call":  # f ( x , t )
+            head = self.symbol() + (self.scripts(depth) if self.chance(0.3) else [])
+            args = self.expression(min(budget, r.randint(1, 5)), depth + 1)
+            while r.random() < 0.25:
+                args += [","] + self.expression(r.randint(1, 3), depth + 1)
+            return head + ["("] + args + [")"]
         if kind == "operator":
-            return [r"\operatorname", "{"] + list(r.choice(OPERATOR_NAMES)) + ["}"]
-        rows, cols = r.randint(2, 3), r.randint(2, 3)
-        body = []
-        for i in range(rows):
-            for j in range(cols):
-                body += self.term(depth + 2) + (["&"] if j < cols - 1 else [])
-            body += [r"\\"] if i < rows - 1 else []
-        if r.random() < 0.5:
-            left, right = r.choice(DELIMITERS[:4])
-            return [left, r"\begin{array}", "{"] + ["c"] * cols + ["}"] + body + [r"\end{array}", right]
-        return [r"\left(", r"\begin{matrix}"] + body + [r"\end{matrix}", r"\right)"]
+            if self.chance(0.8):
+                name = [r"\operatorname", "{"] + list(self.pick(FUNCTIONS)) + ["}"]
+            else:
+                name = [r"\operatorname*", "{"] + list(self.pick(STAR_FUNCTIONS)) + ["}"]
+                name += ["_", "{"] + self.symbol() + [r"\to", self.rng.choice(["0", r"\infty"])] + ["}"]
+            if self.chance(0.3):
+                name += ["^", "{"] + self.power(depth) + ["}"]
+            return name + (self.factor(budget - 2, depth + 1) if self.chance(0.6) else
+                           ["("] + self.expression(min(budget, r.randint(1, 6)), depth + 1) + [")"])
+        if kind == "bracket":
+            left, right = self.pick(BRACKETS)
+            body = self.expression(max(1, min(budget - 2, r.randint(2, 14))), depth + 1)
+            return left.split() + body + right.split() + (self.scripts(depth) if self.chance(0.25) else [])
+        if kind == "frac":
+            special = r.random()
+            if special < 0.2:
+                num, den = [self.pick(DIGITS)], [self.pick(DIGITS)]
+                return [r"\frac", "{"] + num + ["}", "{"] + den + ["}"]
+            if special < 0.3:
+                d = r.choice(["d", r"\partial", r"\delta"])
+                var = self.symbol() + (self.scripts(depth) if self.chance(0.3) else [])
+                top = [d] + (self.symbol() if self.chance(0.5) else [])
+                return [r"\frac", "{"] + top + ["}", "{", d] + var + ["}"]
+            half = max(1, min(budget // 2, r.randint(1, 9)))
+            return [r"\frac"] + self.group(half, depth) + self.group(half, depth)
+        if kind == "sqrt":
+            index = ["[", r.choice(["3", "4", "n"]), "]"] if r.random() < 0.1 else []
+            return [r"\sqrt"] + index + self.group(min(budget, r.randint(1, 6)), depth)
+        if kind == "accent":
+            accent = self.pick(ACCENTS)
+            wide = accent in (r"\overline", r"\underline", r"\widetilde", r"\widehat")
+            body = self.group(r.randint(1, 4), depth) if wide else ["{"] + self.symbol() + ["}"]
+            if accent in (r"\overline", r"\underline"):  # the dataset's normalisation doubles their braces
+                body = ["{"] + body + ["}"]
+            return [accent] + body + (self.scripts(depth) if self.chance(0.35) else [])
+        if kind == "bigop":
+            op = r.choices([r"\sum", r"\int", r"\prod", r"\oint"], weights=[978, 1239, 171, 59])[0]
+            if op == r"\int":
+                limits = r.choice([[], [], ["_", "{", "0", "}", "^", "{", r"\infty", "}"],
+                                   ["_", "{", "-", r"\infty", "}", "^", "{", r"\infty", "}"],
+                                   ["_", "{"] + self.symbol() + ["}", "^", "{"] + self.symbol() + ["}"],
+                                   ["_", "{"] + self.symbol() + ["}"]])
+                measure = ["d"] + ([ "^", "{", r.choice(["4", "3", "2", "D", "d"]), "}"] if self.chance(0.3) else [])
+                measure += self.symbol() if self.chance(0.7) else [r.choice("xtkr")]
+                before = self.chance(0.4)
+                body = self.term(min(budget, r.randint(2, 10)), depth + 1)
+                return [op] + limits + (measure + body if before else body + [r"\,"] * self.chance(0.3) + measure)
+            i = self.pick(INDICES)
+            limits = r.choice([["_", "{", i, "}"], ["_", "{", i, "=", r.choice(["0", "1"]), "}", "^", "{",
+                                                    r.choice(["N", "n", r"\infty", "k", "L"]), "}"], []])
+            return [op] + limits + self.term(min(budget, r.randint(2, 10)), depth + 1)
+        if kind == "partial":
+            d = r.choices([r"\partial", r"\nabla", r"\delta", "d"], weights=[6, 2, 1, 1])[0]
+            return [d, "_", "{"] + self.index() + ["}"] + (self.symbol() if self.chance(0.5) else [])
+        if kind == "font":
+            opener, old = self.pick(FONTS)
+            letters = list(self.rng.choice(WORDS)) if opener == r"\mathrm" else [self.pick(LATIN)]
+            if opener in (r"\mathcal", "{") and old == r"\cal":
+                letters = [letters[0].upper()]
+            body = ([opener, old] + letters + ["}"]) if old else [opener, "{"] + letters + ["}"]
+            return body + (self.scripts(depth) if self.chance(0.35) else [])
+        if kind == "braket":
+            inner = self.symbol() + (self.scripts(depth) if self.chance(0.3) else [])
+            return r.choice([["|"] + inner + [r"\rangle"], [r"\langle"] + inner + ["|"],
+                             [r"\langle"] + inner + ["|"] + self.symbol() + ["|"] + self.symbol() + [r"\rangle"]])
+        if kind == "matrix":
+            rows, cols = r.randint(2, 3), r.randint(2, 3)
+            body = []
+            for i in range(rows):
+                for j in range(cols):
+                    body += self.term(r.randint(1, 3), depth + 2) + (["&"] if j < cols - 1 else [])
+                body += [r"\\"]
+            if self.chance(0.75):
+                left, right = r.choice([(r"\left(", r"\right)"), (r"\left[", r"\right]"), (r"\left|", r"\right|"),
+                                        (r"\left\{", r"\right.")])
+                return [left, r"\begin{array}", "{"] + [r.choice("clr")] * cols + ["}"] + body + [r"\end{array}", right]
+            return [r"\left(", r"\begin{matrix}"] + body + [r"\end{matrix}", r"\right)"]
+        return ["{"] + self.factor(budget - 2, depth + 1) + ["}"]  # redundant braces, common in the real data
 
 
 def generate_formulas(count: int, seed: int, max_tokens: int) -> list[str]:

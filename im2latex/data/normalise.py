@@ -73,8 +73,7 @@ def normalise(latex: str) -> str:
     # The dataset's quirk: a line break outside any environment became a thin space.
     if not any(word in latex for word in ("matrix", "cases", "array", "begin")):
         tokens = ["\\," if t == "\\\\" else t for t in tokens]
-    # the control space is written `\\` + the separating space, as in the dataset: `0 \\ .`
-    return " ".join("\\" if t == "\\ " else t for t in _Parser(tokens, spaced).formula())
+    return " ".join(_Parser(tokens, spaced).formula())
 
 
 def normalise_all(formulas: list[str]) -> tuple[list[str], int]:

@@ -40,8 +40,8 @@ def load_image(source: str | Path | bytes) -> np.ndarray:
 
 
 def prepare_image(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
-    """Crop to ink, pad with white and scale (the exported model does the same); None when blank."""
-    prepared = prepare(torch.from_numpy(np.ascontiguousarray(gray)), cfg.threshold, cfg.pad, cfg.scale).numpy()
+    """Crop to ink, rescale to the glyph height and pad (the exported model does the same); None when blank."""
+    prepared = prepare(torch.from_numpy(np.ascontiguousarray(gray)), cfg.threshold, cfg.pad, cfg.glyph_height).numpy()
     return prepared if prepared.size else None
 
 

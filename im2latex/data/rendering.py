@@ -1,5 +1,8 @@
-"""Render formulas to grayscale PNGs with real LaTeX, as IM2LATEX-100K was rendered:
-one `latex` run over a document with one formula per page, then `dvipng -T tight`."""
+"""Render formulas to grayscale PNGs with real LaTeX, as IM2LATEX-100K was rendered: one `latex` run
+over a document with one formula per page, then `dvipng -T tight`. Each chunk draws a font size and
+dpi; each image may then be downsampled (antialiasing, like the dataset's 200 dpi renders halved),
+emboldened, blurred, binarised or JPEG-compressed, so the renders span what users feed."""
+import io
 import contextlib
 import multiprocessing
 import os
@@ -12,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from im2latex import Im2LatexError
 
 
-PREAMBLE = r"""\documentclass[12pt]{article}
+PREAMBLE = r"""\documentclass[{size}pt]{article}
 \usepackage{amsmath,amssymb}
 \pagestyle{empty}
 \begin{document}
@@ -33,6 +36,12 @@ class RenderStyle:
     dpi: tuple[int, int]  # range a chunk's dpi is drawn from
     pad: tuple[int, int]  # range of the white border on each side, pixels
     noise: float  # fraction of pixels darkened to a light gray speck
+    font_sizes: tuple[int, ...] = (12,)  # document class size (10, 11 or 12 pt), drawn per chunk
+    downsample: tuple[float, float] = (1.0, 1.0)  # a chunk is rendered at dpi x f, then shrunk by f (LANCZOS)
+    bold: float = 0.0  # share of images whose strokes are thickened
+    blur: float = 0.0  # share of images blurred a little
+    binarise: float = 0.0  # share of images thresholded to black and white
+    jpeg: float = 0.0  # share of images saved through a low-quality JPEG
 
 
 def require_latex() -> None:
@@ -45,12 +54,12 @@ def require_latex() -> None:
         )
 
 
-def _document(formulas: list[str], rng: random.Random) -> str:
+def _document(formulas: list[str], rng: random.Random, size: int) -> str:
     pages = [
         f"\\typeout{{IM2LATEX-FORMULA {i}}}\n{rng.choice(SIZES)}\\mbox{{}}\\mbox{{$\\displaystyle {f}$}}\n\\newpage\n"
         for i, f in enumerate(formulas)
     ]
-    return PREAMBLE + "".join(pages) + "\\end{document}\n"
+    return PREAMBLE.replace("{size}", str(size)) + "".join(pages) + "\\end{document}\n"
 
 
 def failed_formulas(log_text: str) -> set[int]:
@@ -70,9 +79,23 @@ def _page_count(log_text: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _finish(page: Path, rng: random.Random, style: RenderStyle) -> Image.Image:
-    """Pad the tight crop with a random white border and add light noise."""
-    ink = np.asarray(Image.open(page).convert("L"), dtype=np.float32)
+def _finish(page: Path, rng: random.Random, style: RenderStyle, factor: float) -> Image.Image:
+    """Degrade the tight crop as the style says, pad it with a random white border and add light noise.
+    Every random draw is made whatever the outcome, so one image's style never shifts the next one's."""
+    image = Image.open(page).convert("L")
+    bold, blur, binarise, jpeg = (rng.random() < style.bold, rng.random() < style.blur,
+                                  rng.random() < style.binarise, rng.random() < style.jpeg)
+    radius, cut, quality = rng.uniform(0.3, 0.9), rng.randint(110, 190), rng.randint(30, 85)
+    if bold:
+        image = image.filter(ImageFilter.MinFilter(3))
+    if factor > 1.0:
+        size = (max(1, round(image.width / factor)), max(1, round(image.height / factor)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    if blur:
+        image = image.filter(ImageFilter.GaussianBlur(radius))
+    if binarise:
+        image = image.point(lambda v: 255 if v >= cut else 0)
+    ink = np.asarray(image, dtype=np.float32)
     top, bottom, left, right = (rng.randint(*style.pad) for _ in range(4))
     canvas = np.full((ink.shape[0] + top + bottom, ink.shape[1] + left + right), 255.0, dtype=np.float32)
     canvas[top:top + ink.shape[0], left:left + ink.shape[1]] = ink
@@ -80,7 +103,12 @@ def _finish(page: Path, rng: random.Random, style: RenderStyle) -> Image.Image:
         speckle = np.random.default_rng(rng.getrandbits(32))
         spots = speckle.random(canvas.shape) < style.noise
         canvas[spots] = np.minimum(canvas[spots], speckle.uniform(205, 250, int(spots.sum())))
-    return Image.fromarray(np.clip(canvas, 0, 255).round().astype(np.uint8), mode="L")
+    image = Image.fromarray(np.clip(canvas, 0, 255).round().astype(np.uint8), mode="L")
+    if jpeg:
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=quality)
+        image = Image.open(io.BytesIO(buffer.getvalue())).convert("L")
+    return image
 
 
 def render_chunk(job: tuple[list[str], list[Path], int, RenderStyle]) -> list[bool]:
@@ -89,7 +117,7 @@ def render_chunk(job: tuple[list[str], list[Path], int, RenderStyle]) -> list[bo
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="im2latex-render-") as tmp:
         tex = Path(tmp, "formulas.tex")
-        tex.write_text(_document(formulas, rng))
+        tex.write_text(_document(formulas, rng, rng.choice(style.font_sizes)))
         try:  # some broken formulas send TeX's error recovery into an endless loop
             subprocess.run(["latex", "-interaction=nonstopmode", "-no-shell-escape", tex.name], cwd=tmp,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
@@ -104,15 +132,15 @@ def render_chunk(job: tuple[list[str], list[Path], int, RenderStyle]) -> list[bo
             if len(formulas) == 1:
                 return [False]
             return [render_chunk(([f], [t], seed + i, style))[0] for i, (f, t) in enumerate(zip(formulas, targets))]
-        dpi = rng.randint(*style.dpi)
-        subprocess.run(["dvipng", "-q", "-T", "tight", "-D", str(dpi), "-bg", "White", "-o", "page%d.png", dvi.name],
+        dpi, factor = rng.randint(*style.dpi), rng.uniform(*style.downsample)
+        subprocess.run(["dvipng", "-q", "-T", "tight", "-D", str(round(dpi * factor)), "-bg", "White", "-o", "page%d.png", dvi.name],
                        cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
         pages = sorted(Path(tmp).glob("page*.png"), key=lambda p: int(p.stem[4:]))
         if len(pages) != len(formulas):
             return [False] * len(formulas)
         ok = []
         for i, (page, target) in enumerate(zip(pages, targets)):
-            image = _finish(page, rng, style)  # drawn for every page, so a failure leaves the others unchanged
+            image = _finish(page, rng, style, factor)  # drawn for every page, so a failure leaves the others unchanged
             ok.append(i not in failed)
             if ok[-1]:
                 image.save(target, optimize=False)

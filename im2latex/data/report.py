@@ -1,4 +1,4 @@
-"""How close a dataset's formulas come to IM2LATEX-100K: token coverage and length histogram."""
+"""How close a dataset's formulas come to IM2LATEX-100K: token and bigram coverage, length histogram."""
 import json
 from collections import Counter
 from pathlib import Path
@@ -17,6 +17,16 @@ def read_reference(folder: Path) -> tuple[Counter, dict]:
     return counts, json.loads((folder / "stats.json").read_text())
 
 
+def read_bigrams(folder: Path) -> Counter:
+    """Counts of adjacent token pairs (bigrams_val.tsv: first, second, count; pairs seen at least 5 times)."""
+    counts = Counter()
+    for line in (folder / "bigrams_val.tsv").read_text(encoding="utf-8").split("\n")[1:]:
+        fields = line.split("\t")
+        if len(fields) == 3:
+            counts[fields[0], fields[1]] = int(fields[2])
+    return counts
+
+
 def length_histogram(lengths: list[int]) -> dict[int, float]:
     """Share of formulas per bin of 10 tokens."""
     bins = Counter(min(n, 150) // 10 * 10 for n in lengths)
@@ -29,6 +39,8 @@ def compare(data: Path, reference: Path) -> dict:
     ours = Counter(t for f in formulas for t in f)
     real, stats = read_reference(reference)
     real_total = sum(real.values())
+    ours_bigrams = {pair for f in formulas for pair in zip(f, f[1:])}
+    real_bigrams = read_bigrams(reference) if (reference / "bigrams_val.tsv").is_file() else Counter()
     real_hist = {int(b): n / stats["formulas"] for b, n in stats["length_histogram_bins_of_10"].items()}
     lengths = sorted(len(f) for f in formulas)
     return {
@@ -36,6 +48,10 @@ def compare(data: Path, reference: Path) -> dict:
         "distinct_tokens": len(ours),
         "real_distinct_tokens_covered": sum(1 for t in real if t in ours) / len(real),
         "real_token_occurrences_covered": sum(n for t, n in real.items() if t in ours) / real_total,
+        "distinct_bigrams": len(ours_bigrams),
+        "real_bigram_occurrences_covered": (sum(n for pair, n in real_bigrams.items() if pair in ours_bigrams)
+                                            / max(1, sum(real_bigrams.values()))),
+        "real_distinct_bigrams_covered": sum(1 for pair in real_bigrams if pair in ours_bigrams) / max(1, len(real_bigrams)),
         "tokens_not_in_real_vocabulary": sorted(t for t in ours if t not in real),
         "length_mean": sum(lengths) / len(lengths),
         "length_median": lengths[len(lengths) // 2],

@@ -23,7 +23,8 @@ def build_synthetic(out: Path, cfg: SyntheticConfig, seed: int) -> dict[str, int
     (out / layout.IMAGES).mkdir()
     start = time.perf_counter()
     ok = render_formulas(formulas, [out / layout.IMAGES / f"{n}.png" for n in names], seed,
-                         RenderStyle(cfg.dpi, cfg.pad, cfg.noise), cfg.chunk)
+                         RenderStyle(cfg.dpi, cfg.pad, cfg.noise, tuple(cfg.font_sizes), cfg.downsample, cfg.bold,
+                                     cfg.blur, cfg.binarise, cfg.jpeg), cfg.chunk)
     elapsed = time.perf_counter() - start
     log.info("rendered %d formulas in %.1f s (%.0f formulas/s), %d rejected by LaTeX",
              len(formulas), elapsed, len(formulas) / elapsed, ok.count(False))

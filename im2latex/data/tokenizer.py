@@ -24,7 +24,7 @@ def tokenize(latex: str) -> list[str]:
         if token.startswith(("\\begin", "\\end", "\\left", "\\right")):
             token = _SPACE.sub("", token)
         elif token[0] == "\\" and token[1:].isspace():
-            token = "\\ "
+            token = "\\"  # the control space, written `\\` + the separating space as in the dataset: `0 \\ .`
         tokens.append(token)
     return tokens
 

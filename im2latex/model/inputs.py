@@ -1,25 +1,62 @@
 """Image normalisation shared by preprocessing, training and the exported model (TorchScript-able),
-so images from the wild are prepared exactly as the training images were."""
+so images from the wild are prepared exactly as the training images were: crop to the ink, measure
+the glyph size, rescale so that glyphs are `glyph_height` pixels tall, pad."""
 from typing import List
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+def glyph_size(ink: Tensor, max_pixels: int = 120000) -> float:
+    """Median height of the connected ink components (8-connected) of a boolean (H, W) crop, leaving out
+    specks and rules under 3 pixels tall; 0 when there is none. It tracks the font size and the dpi and
+    hardly depends on what the formula says, so dividing by it normalises both."""
+    shrink = 1
+    while ink.numel() > max_pixels:  # measured at half resolution: the cost grows with pixels x component size
+        ink = F.max_pool2d(ink[None, None].float(), 2, 2, ceil_mode=True)[0, 0] > 0
+        shrink *= 2
+    h, w = ink.shape[0], ink.shape[1]
+    mask = ink.float()
+    labels = torch.arange(1, h * w + 1, dtype=torch.float32).view(h, w) * mask
+    for _ in range(h * w):  # every pixel takes the largest label of its component, one step per pixel of path
+        spread = F.max_pool2d(labels[None, None], 3, 1, 1)[0, 0] * mask
+        if bool(torch.equal(spread, labels)):
+            break
+        labels = spread
+    flat = labels.flatten()
+    keep = flat > 0
+    if not bool(keep.any()):
+        return 0.0
+    _, component = torch.unique(flat[keep], return_inverse=True)
+    rows = torch.arange(h).view(h, 1).expand(h, w).flatten()[keep]
+    n = int(component.max()) + 1
+    top = torch.full([n], h, dtype=torch.long).scatter_reduce(0, component, rows, "amin")
+    bottom = torch.full([n], -1, dtype=torch.long).scatter_reduce(0, component, rows, "amax")
+    heights = (bottom - top + 1) * shrink
+    heights = heights[heights >= 3]
+    if heights.numel() == 0:
+        return 0.0
+    return float(heights.float().median())
 
-def prepare(image: Tensor, threshold: int, pad: int, scale: float) -> Tensor:
-    """uint8 grayscale (H, W) -> uint8 (h, w): cropped to the pixels darker than `threshold`, padded
-    with `pad` white pixels, resized by `scale`. A blank image gives a (0, 0) tensor."""
+
+def prepare(image: Tensor, threshold: int, pad: int, glyph_height: float) -> Tensor:
+    """uint8 grayscale (H, W) -> uint8 (h, w): cropped to the pixels darker than `threshold`, resized so
+    that its median glyph is `glyph_height` pixels tall (0: not resized), padded with `pad` white pixels.
+    A blank image gives a (0, 0) tensor."""
     ink = image < threshold
     rows, cols = ink.any(1).nonzero(), ink.any(0).nonzero()
     if rows.numel() == 0:
         return image[:0, :0]
-    crop = image[int(rows[0, 0]):int(rows[-1, 0]) + 1, int(cols[0, 0]):int(cols[-1, 0]) + 1].float()
+    top, bottom, left, right = int(rows[0, 0]), int(rows[-1, 0]) + 1, int(cols[0, 0]), int(cols[-1, 0]) + 1
+    crop = image[top:bottom, left:right].float()
+    if glyph_height > 0:
+        measured = glyph_size(ink[top:bottom, left:right])
+        scale = min(4.0, max(0.2, glyph_height / measured)) if measured > 0 else 1.0
+        if abs(scale - 1.0) > 0.02:
+            h, w = crop.shape[0], crop.shape[1]
+            size = [max(1, int(round(h * scale))), max(1, int(round(w * scale)))]
+            crop = F.interpolate(crop[None, None], size=size, mode="bilinear", antialias=True, align_corners=False)[0, 0]
     crop = F.pad(crop[None, None], [pad, pad, pad, pad], mode="constant", value=255.0)
-    if scale != 1.0:
-        h, w = crop.shape[-2], crop.shape[-1]
-        size = [max(1, int(round(h * scale))), max(1, int(round(w * scale)))]
-        crop = F.interpolate(crop, size=size, mode="bilinear", antialias=True, align_corners=False)
     return crop[0, 0].round().clamp(0, 255).to(torch.uint8)
 
 

@@ -39,7 +39,7 @@ class NetworkLimits:
     """What the exported model can read: its input normalisation and the largest prepared image."""
     threshold: int
     pad: int
-    scale: float
+    glyph_height: float
     max_height: int
     max_width: int
 
@@ -51,12 +51,12 @@ class NetworkLimits:
         with torch.no_grad():
             cells = encoder(torch.zeros(1, 1, 64, 64)).shape[1]  # (64 / stride) ** 2 features
         stride = 64 // math.isqrt(cells)
-        return cls(reader.threshold, reader.pad, reader.scale,
+        return cls(reader.threshold, reader.pad, reader.glyph_height,
                    stride * int(encoder.pos_y.shape[0]), stride * int(encoder.pos_x.shape[0]))
 
     def check(self, image: torch.Tensor, number: int) -> None:
         """ApiError 413 when `image`, once prepared as the model prepares it, is too tall or wide."""
-        h, w = prepare(image, self.threshold, self.pad, self.scale).shape
+        h, w = prepare(image, self.threshold, self.pad, self.glyph_height).shape
         if h > self.max_height or w > self.max_width:
             raise ApiError(413, f"image {number + 1}: its formula is {w}x{h} pixels once cropped and scaled; the "
                                 f"model reads at most {self.max_width}x{self.max_height}: crop or shrink it")

@@ -4,26 +4,83 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from im2latex import Im2LatexError
 from im2latex.data import layout
 from im2latex.data.preprocessing import load_image, load_split, prepare_image, preprocess_split, save_split
+from im2latex.data.rendering import RenderStyle, render_formulas
 from im2latex.data.tokenizer import tokenize
 from im2latex.data.vocab import build_vocabulary
+from im2latex.model.inputs import glyph_size
 from tests.conftest import PREPROCESS
 
 
-def test_crop_pad_and_scale():
+def test_crop_and_pad():
     gray = np.full((50, 80), 255, np.uint8)
     gray[10:20, 30:60] = 0
     gray[40, 70] = 220  # a speck lighter than the threshold is not ink
-    cfg = PREPROCESS.__class__(**{**PREPROCESS.__dict__, "pad": 3, "scale": 1.0})
+    cfg = PREPROCESS.__class__(**{**PREPROCESS.__dict__, "pad": 3, "glyph_height": 0.0})
     out = prepare_image(gray, cfg)
     assert out.shape == (16, 36) and out[:3].min() == 255 and out[3:13, 3:33].max() == 0
-    cfg = PREPROCESS.__class__(**{**PREPROCESS.__dict__, "pad": 3, "scale": 0.5})
-    assert prepare_image(gray, cfg).shape == (8, 18)
     assert prepare_image(np.full((5, 5), 255, np.uint8), cfg) is None
+
+
+def test_glyph_size_is_the_median_component_height():
+    ink = torch.zeros(40, 200, dtype=torch.bool)
+    for x in range(0, 150, 15):  # ten glyphs 12 pixels tall ...
+        ink[10:22, x:x + 8] = True
+    ink[5:35, 180:184] = True  # ... one tall bracket, a rule and a speck do not move the median
+    ink[38, 0:150] = True
+    ink[0, 199] = True
+    assert glyph_size(ink) == 12.0
+    assert glyph_size(ink.repeat_interleave(2, 0).repeat_interleave(2, 1)) == 24.0
+    assert glyph_size(torch.zeros(5, 5, dtype=torch.bool)) == 0.0
+
+
+FORMULA = r"\frac { \partial \phi } { \partial x ^ { \mu } } = \sum _ { i = 1 } ^ { N } g _ { i } ( x ) \, \alpha ^ { 2 }"
+
+
+@pytest.fixture(scope="module")
+def renders(tmp_path_factory) -> dict[int, np.ndarray]:
+    """One formula rendered by LaTeX at three very different resolutions."""
+    root = tmp_path_factory.mktemp("dpi")
+    images = {}
+    for dpi in (75, 150, 300):
+        target = root / f"{dpi}.png"
+        assert render_formulas([FORMULA], [target], seed=0, style=RenderStyle((dpi, dpi), (4, 4), 0.0), chunk=1, workers=1) == [True]
+        images[dpi] = load_image(target)
+    return images
+
+
+def _similar(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of the ink of two images once both are resized to the first's shape."""
+    b = np.asarray(Image.fromarray(b).resize((a.shape[1], a.shape[0]), Image.Resampling.BILINEAR), np.float32)
+    return float(np.corrcoef(255.0 - a.astype(np.float32).ravel(), 255.0 - b.ravel())[0, 1])
+
+
+def test_one_formula_at_three_dpi_is_normalised_to_one_size(renders):
+    assert renders[300].shape[1] > 3.5 * renders[75].shape[1]  # the raw renders differ four-fold
+    prepared = [prepare_image(image, PREPROCESS.__class__(**{**PREPROCESS.__dict__, "glyph_height": 10.0}))
+                for image in renders.values()]
+    widths = [p.shape[1] for p in prepared]
+    assert max(widths) < 1.25 * min(widths), widths  # within the spread the training renders cover
+    assert all(_similar(prepared[1], p) > 0.6 for p in prepared)
+
+
+def test_a_transparent_whole_page_reads_as_its_tight_crop(renders):
+    """IM2LATEX-100K's own renders: a transparent A4 page at 200 dpi with the formula somewhere on it,
+    its antialiasing in the alpha channel."""
+    ink = 255 - renders[300]
+    page = np.zeros((2339, 1654, 4), np.uint8)  # transparent black
+    page[700:700 + ink.shape[0], 300:300 + ink.shape[1], 3] = ink
+    buffer = io.BytesIO()
+    Image.fromarray(page, "RGBA").save(buffer, format="PNG")
+    cfg = PREPROCESS.__class__(**{**PREPROCESS.__dict__, "glyph_height": 10.0})
+    from_page, from_crop = prepare_image(load_image(buffer.getvalue()), cfg), prepare_image(renders[300], cfg)
+    assert abs(from_page.shape[1] - from_crop.shape[1]) <= 2 and abs(from_page.shape[0] - from_crop.shape[0]) <= 2
+    assert _similar(from_crop, from_page) > 0.95
 
 
 def test_transparent_png_is_composited_on_white():

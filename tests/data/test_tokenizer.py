@@ -13,7 +13,7 @@ def test_normalised_formula_round_trips():
 
 def test_multi_character_tokens():
     assert tokenize(r"\left ( x \right\} \operatorname*{lim} a--b \ c \{") == [
-        r"\left(", "x", r"\right\}", r"\operatorname*", "{", "l", "i", "m", "}", "a", "--", "b", "\\ ", "c", r"\{"]
+        r"\left(", "x", r"\right\}", r"\operatorname*", "{", "l", "i", "m", "}", "a", "--", "b", "\\", "c", r"\{"]
     assert tokenize(r"\begin {matrix} 1 \end{matrix}") == [r"\begin{matrix}", "1", r"\end{matrix}"]
 
 

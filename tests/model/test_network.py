@@ -76,3 +76,15 @@ def test_unconstrained_network_would_be_unbalanced():
         net.delta.zero_()  # no token opens or closes anything: constraint off
         ids = net.greedy(torch.rand(2, 1, 32, 64)).tolist()
     assert not any(balanced(row) for row in ids)
+
+
+def test_arrows_are_not_delimiters():
+    """\\rightarrow and \\leftarrow must stay free to use: only \\left( ... \\right) pairs are counted."""
+    tokens = SPECIALS + [r"\left(", r"\right)", r"\rightarrow", r"\leftarrow", r"\leftrightarrow", r"\left.", r"\right\}"]
+    net = Im2LatexNet(tokens, d_model=32, heads=4, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=8)
+    assert [int(d) for d in net.delta[len(SPECIALS):, 1]] == [1, -1, 0, 0, 0, 1, -1]
+    with torch.no_grad():  # a network that wants nothing but \rightarrow still writes it
+        net.head.bias[:] = -10.0
+        net.head.bias[tokens.index(r"\rightarrow")] = 10.0
+        ids = net.eval().greedy(torch.rand(1, 1, 32, 64), 4).tolist()[0]
+    assert ids == [tokens.index(r"\rightarrow")] * 4
