@@ -34,7 +34,8 @@ def train_samples_per_s(weights: Path, data: Path, cfg: TrainConfig, steps: int)
     for n, batch in enumerate(batches):
         if n == 2:  # the first steps warm up allocators
             seen, start = 0, time.perf_counter()
-        loss = module._loss(batch, cfg.label_smoothing)[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision.startswith("bf16")):
+            loss = module._loss(batch, cfg.label_smoothing)[0]
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -72,6 +73,7 @@ def main() -> None:
     test = load_split(args.data / "test.pkl")
     images = [to_batch([torch.from_numpy(i)]) for i in test["images"][:args.images]]
     results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+               "train_precision": train_cfg.precision,
                "train_samples_per_s": round(train_samples_per_s(args.weights, args.data, train_cfg, args.steps), 1),
                "beam_width": width, "latency_ms_per_image": {}}
     with torch.no_grad():

@@ -29,9 +29,20 @@ def set_params(repo: Path, **sections) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
 
 
+LABELS = [r"x^2+1", r"\frac{a}{b}", r"y_i"]  # plain LaTeX, as a person labels their own images
+
+
 @pytest.fixture
 def repo(tmp_path) -> Path:
-    """A git + DVC repository with this project's pipeline and a tiny synthetic dataset."""
+    """A git + DVC repository with this project's pipeline and a tiny synthetic dataset, and one
+    extra labelled folder (N.png + formulas.lst) for the evaluate stage to score."""
+    from im2latex.data.rendering import RenderStyle, render_formulas
+
+    folder = tmp_path / "own images"
+    folder.mkdir()
+    assert render_formulas(LABELS, [folder / f"{n}.png" for n in range(len(LABELS))], seed=0,
+                           style=RenderStyle((200, 200), (30, 30), 0.0), chunk=3, workers=1) == [True] * 3
+    (folder / "formulas.lst").write_text("\n".join(LABELS) + "\n")
     repo = tmp_path / "repo"
     skip = {".venv", ".git", "data", "models", "metrics", "dvc.lock", "dvclive", "checkpoints"}
     shutil.copytree(REPO, repo, ignore=lambda folder, names: [n for n in names if Path(folder) == REPO and n in skip
@@ -44,7 +55,7 @@ def repo(tmp_path) -> Path:
                vocab={"min_freq": 1},
                model={"d_model": 32, "heads": 2, "layers": 1, "ff": 64, "encoder_channels": 8, "max_len": 30},
                train={"max_epochs": 2, "batch_size": 8, "warmup_steps": 5},
-               evaluate={"beam_width": 2, "batch_size": 8, "examples": 2},
+               evaluate={"beam_width": 2, "batch_size": 8, "examples": 2, "folders": [str(folder)]},
                export={"parity_samples": 8})
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "tiny pipeline", cwd=repo)  # DVCLive and dvc exp need a commit
@@ -58,6 +69,9 @@ def test_repro_then_an_experiment_then_metrics_diff(repo):
     metrics = json.loads((repo / "metrics" / "evaluate.json").read_text())
     assert set(metrics) == {"bleu4", "edit_score", "exact_match", "render_rate", "samples"} and metrics["samples"] == 8
     assert (repo / "metrics" / "train" / "metrics.json").is_file() and (repo / "metrics" / "examples.png").is_file()
+    folders = json.loads((repo / "metrics" / "folders.json").read_text())
+    (folder,) = folders  # the extra folder of evaluate.folders, scored with its labels normalised
+    assert folders[folder]["samples"] == 3 and 0 <= folders[folder]["bleu4"] <= 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reader = torch.jit.load(str(repo / "models" / "model.pt"))  # plain torch, no project code needed
@@ -76,6 +90,7 @@ def test_repro_then_an_experiment_then_metrics_diff(repo):
     sh("dvc", "exp", "run", "-S", "model.d_model=48", cwd=repo)
     diff = sh("dvc", "metrics", "diff", "--all", "--json", cwd=repo).stdout
     assert {"bleu4", "edit_score", "exact_match"} <= set(json.loads(diff)["metrics/evaluate.json"])
+    assert any(key.endswith(".bleu4") for key in json.loads(diff)["metrics/folders.json"])  # real images compared too
     params = sh("dvc", "params", "diff", "--json", cwd=repo).stdout
     assert json.loads(params)["params.yaml"]["model.d_model"]["new"] == 48
 
