@@ -18,7 +18,8 @@ from im2latex.config import EvaluateConfig, TrainConfig, load_section
 from im2latex.data.dataset import BucketBatchSampler, FormulaDataset, collate
 from im2latex.data.preprocessing import load_split
 from im2latex.model.inputs import to_batch
-from im2latex.training import Im2LatexModule, load_model
+from im2latex.model.network import load_model
+from im2latex.training import Im2LatexModule
 
 
 def train_samples_per_s(weights: Path, data: Path, cfg: TrainConfig, steps: int) -> float:
@@ -71,7 +72,7 @@ def main() -> None:
         warnings.simplefilter("ignore")
         scripted = torch.jit.load(str(args.scripted))
     test = load_split(args.data / "test.pkl")
-    images = [to_batch([torch.from_numpy(i)]) for i in test["images"][:args.images]]
+    images = [to_batch([torch.from_numpy(i)]) for i in test.images[:args.images]]
     results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
                "train_precision": train_cfg.precision,
                "train_samples_per_s": round(train_samples_per_s(args.weights, args.data, train_cfg, args.steps), 1),

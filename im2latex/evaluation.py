@@ -139,7 +139,7 @@ def evaluate(names: list[str], images: list[np.ndarray], targets: list[str], pre
 
 
 def tensor_images(images: list[np.ndarray]) -> list[torch.Tensor]:
-    return [torch.from_numpy(np.ascontiguousarray(i)) for i in images]
+    return [torch.from_numpy(np.require(i, requirements=["C", "W"])) for i in images]
 
 
 def is_im2latex_layout(folder: Path, split: str, formulas: Path | None) -> bool:

@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 from im2latex import Im2LatexError
 from im2latex.model.inputs import prepare, to_batch
-from im2latex.model.network import Im2LatexNet
+from im2latex.data.vocab import strip_specials
+from im2latex.model.network import Im2LatexNet, teacher_forcing
 
 
 class FormulaReader(nn.Module):
@@ -29,17 +30,8 @@ class FormulaReader(nn.Module):
         """Token ids for a prepared batch (B, 1, H, W): greedy when beam_width is 1."""
         with torch.no_grad():
             ids = self.net.greedy(batch) if beam_width <= 1 else self.net.beam_search(batch, beam_width)
-        out: List[List[int]] = []
         rows: List[List[int]] = ids.tolist()
-        for row in rows:
-            kept: List[int] = []
-            for i in row:
-                if i == self.net.end_id:
-                    break
-                if i != self.net.pad_id and i != self.net.start_id:
-                    kept.append(i)
-            out.append(kept)
-        return out
+        return [strip_specials(row, self.net.end_id, [self.net.pad_id, self.net.start_id]) for row in rows]
 
     @torch.jit.export
     def to_text(self, ids: List[int]) -> str:
@@ -49,15 +41,8 @@ class FormulaReader(nn.Module):
     def confidence(self, batch: Tensor, ids: List[List[int]]) -> List[float]:
         """Per image, the geometric mean of the probabilities the network gives its own output tokens
         (end token included): 1.0 is certain, near 0 is a guess."""
-        longest = max([len(row) for row in ids]) + 1
-        inputs = torch.full((len(ids), longest), self.net.pad_id, dtype=torch.long)
-        targets = torch.full((len(ids), longest), self.net.pad_id, dtype=torch.long)
-        for n, row in enumerate(ids):
-            inputs[n, 0] = self.net.start_id
-            if len(row) > 0:
-                inputs[n, 1:len(row) + 1] = torch.tensor(row, dtype=torch.long)
-                targets[n, :len(row)] = torch.tensor(row, dtype=torch.long)
-            targets[n, len(row)] = self.net.end_id
+        inputs, targets = teacher_forcing([torch.tensor(row, dtype=torch.long) for row in ids],
+                                          self.net.pad_id, self.net.start_id, self.net.end_id)
         with torch.no_grad():
             logp = torch.log_softmax(self.net(batch, inputs).float(), dim=-1)
         mask = targets != self.net.pad_id

@@ -17,8 +17,7 @@ from im2latex.config import ModelConfig, TrainConfig
 from im2latex.data.dataset import BucketBatchSampler, FormulaDataset, collate
 from im2latex.data.preprocessing import load_split
 from im2latex.data.vocab import PAD, Vocabulary
-from im2latex.files import atomic_file
-from im2latex.model.network import Im2LatexNet
+from im2latex.model.network import Im2LatexNet, save_model
 
 log = logging.getLogger(__name__)
 # knobs that change how fast training runs, not what it computes: a checkpoint stays valid across them
@@ -97,25 +96,20 @@ class Im2LatexModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def checkpoint_key(model: ModelConfig, train: TrainConfig, vocab: Vocabulary, data: Path) -> str:
     """Checkpoints of runs with this key are interchangeable: same model, schedule, vocabulary and data."""
     settings = {k: v for k, v in dataclasses.asdict(train).items() if k not in RUNTIME_ONLY}
     fingerprint = {"model": dataclasses.asdict(model), "train": settings, "tokens": vocab.tokens,
-                   "data": [(p.name, p.stat().st_size) for p in sorted(data.glob("*.pkl"))]}
+                   "data": [(p.name, file_md5(p)) for p in sorted(data.glob("*.pkl"))]}
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def save_model(net: Im2LatexNet, tokens: list[str], model: ModelConfig, path: str | Path) -> None:
-    """The trained weights with what is needed to rebuild the network."""
-    with atomic_file(path, "wb") as f:
-        torch.save({"tokens": tokens, "model": dataclasses.asdict(model), "state_dict": net.state_dict()}, f)
-
-
-def load_model(path: str | Path) -> tuple[Im2LatexNet, list[str]]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    net = Im2LatexNet(state["tokens"], **state["model"])
-    net.load_state_dict(state["state_dict"])
-    return net.eval(), state["tokens"]
 
 
 def train(data: str | Path, vocab_path: str | Path, model: ModelConfig, cfg: TrainConfig, out: str | Path,
@@ -147,7 +141,7 @@ def train(data: str | Path, vocab_path: str | Path, model: ModelConfig, cfg: Tra
         log.info("resuming from %s", last)
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.exists() else None)
     if trainer.is_global_zero:
-        save_model(module.net, vocab.tokens, model, out)
+        save_model(module.net, vocab.tokens, dataclasses.asdict(model), out)
         shutil.rmtree(live_dir, ignore_errors=True)
         shutil.copytree(folder / "dvclive", live_dir)
     return module.net

@@ -10,7 +10,7 @@ from im2latex.evaluation import evaluate, predict_all, score_folder, tensor_imag
 from im2latex.export import FormulaReader
 from im2latex.files import atomic_file
 from im2latex.model.inputs import to_batch
-from im2latex.training import load_model
+from im2latex.model.network import load_model
 
 
 def main(params: str, split: str, weights: str, metrics: str, predictions: str, picture: str, folders: str) -> None:
@@ -20,8 +20,8 @@ def main(params: str, split: str, weights: str, metrics: str, predictions: str, 
     reader = FormulaReader(net, tokens, prep.threshold, prep.pad, prep.glyph_height, cfg.beam_width)
     data = load_split(split)  # already prepared: decoded as they are
     texts = predict_all(lambda batch: [reader.to_text(ids) for ids in reader.decode(to_batch(tensor_images(batch)), cfg.beam_width)],
-                        data["images"], cfg.batch_size)
-    evaluate(data["names"], data["images"], data["formulas"], texts, metrics, predictions, picture, cfg.examples)
+                        data.images, cfg.batch_size)
+    evaluate(data.names, data.images, data.formulas, texts, metrics, predictions, picture, cfg.examples)
     scores = {folder: score_folder(reader, Path(folder), batch_size=cfg.batch_size) for folder in cfg.folders}
     with atomic_file(folders, "w") as f:
         json.dump(scores, f, indent=2, sort_keys=True)

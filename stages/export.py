@@ -10,7 +10,7 @@ from im2latex.evaluation import tensor_images
 from im2latex.export import check_parity, script
 from im2latex.files import atomic_file
 from im2latex.model.inputs import to_batch
-from im2latex.training import load_model
+from im2latex.model.network import load_model
 
 
 def main(params: str, split: str, weights: str, out: str) -> None:
@@ -18,7 +18,7 @@ def main(params: str, split: str, weights: str, out: str) -> None:
     prep = load_section(params, "preprocess", PreprocessConfig)
     beam_width = load_section(params, "evaluate", EvaluateConfig).beam_width
     net, tokens = load_model(weights)
-    images = tensor_images(load_split(split)["images"][:cfg.parity_samples])
+    images = tensor_images(load_split(split).images[:cfg.parity_samples])
     scripted = script(net, tokens, prep.threshold, prep.pad, prep.glyph_height, beam_width)
     checked = check_parity(net, scripted, [to_batch(images[i:i + 8]) for i in range(0, len(images), 8)], beam_width)
     with atomic_file(out, "wb") as f:

@@ -15,7 +15,8 @@ from im2latex.data.vocab import build_vocabulary
 from im2latex.evaluation import tensor_images
 from im2latex.export import FormulaReader, check_parity, script
 from im2latex.model.inputs import prepare, to_batch
-from im2latex.training import load_model, train
+from im2latex.model.network import load_model
+from im2latex.training import train
 from tests.conftest import PREPROCESS
 
 MODEL = ModelConfig(d_model=64, heads=4, layers=2, ff=128, dropout=0.0, encoder_channels=8, max_len=16)
@@ -47,19 +48,19 @@ def test_tiny_model_overfits_a_handful_to_exact_match(handful, tmp_path):
     net, tokens = load_model(tmp_path / "w.pt")
     data = load_split(handful / "pre" / "test.pkl")
     reader = FormulaReader(net, tokens, 0, 0, 1.0, 1)
-    predictions = [reader.to_text(ids) for ids in reader.decode(to_batch(tensor_images(data["images"])), 1)]
-    assert predictions == data["formulas"]
+    predictions = [reader.to_text(ids) for ids in reader.decode(to_batch(tensor_images(data.images)), 1)]
+    assert predictions == data.formulas
     assert (tmp_path / "live" / "metrics.json").is_file()  # DVCLive curves
 
     # the TorchScript file reads the raw rendered PNGs (its own cropping and padding) to the same formulas
     scripted = script(net, tokens, PREPROCESS.threshold, PREPROCESS.pad, PREPROCESS.glyph_height, beam_width=2)
     scripted.save(str(tmp_path / "model.pt"))
     loaded = torch.jit.load(str(tmp_path / "model.pt"))
-    raw = [torch.from_numpy(load_image(handful / "raw" / layout.IMAGES / f"{n}.png")) for n in data["names"]]
-    assert loaded(raw) == data["formulas"]
+    raw = [torch.from_numpy(load_image(handful / "raw" / layout.IMAGES / f"{n}.png")) for n in data.names]
+    assert loaded(raw) == data.formulas
     texts, scores = loaded.read(raw + [torch.full((20, 20), 255, dtype=torch.uint8)])
-    assert texts == data["formulas"] + [""] and min(scores[:4]) > 0.5 and scores[4] == 0.0  # confident; blank
-    assert check_parity(net, loaded, [to_batch(tensor_images(data["images"]))], beam_width=2) == 4
+    assert texts == data.formulas + [""] and min(scores[:4]) > 0.5 and scores[4] == 0.0  # confident; blank
+    assert check_parity(net, loaded, [to_batch(tensor_images(data.images))], beam_width=2) == 4
 
 
 class Interrupt(pl.Callback):
@@ -120,3 +121,20 @@ def test_ddp_on_two_cpu_processes(handful, tmp_path):
     load_model(tmp_path / "w.pt")
     (checkpoint,) = (tmp_path / "ck").glob("*/ckpt/last.ckpt")
     assert torch.load(checkpoint, weights_only=False)["global_step"] == 2  # 4 samples, 2 per batch, 2 ranks: 1 step an epoch
+
+
+def test_checkpoint_key_follows_the_data_content_not_its_size(tmp_path):
+    from im2latex.config import ModelConfig, TrainConfig
+    from im2latex.data.vocab import SPECIALS, Vocabulary
+    from im2latex.training import checkpoint_key
+
+    model = ModelConfig(d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12)
+    cfg = TrainConfig(seed=0, batch_size=4, lr=1e-3, weight_decay=0.0, warmup_steps=1, label_smoothing=0.0, max_epochs=1,
+                      max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1, strategy="auto", workers=0)
+    vocab = Vocabulary(SPECIALS + ["x"])
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, content in ((a, b"0123456789"), (b, b"9876543210")):  # same names and sizes, other bytes
+        folder.mkdir()
+        (folder / "train.pkl").write_bytes(content)
+    assert checkpoint_key(model, cfg, vocab, a) != checkpoint_key(model, cfg, vocab, b)
+    assert checkpoint_key(model, cfg, vocab, a) == checkpoint_key(model, cfg, vocab, a)

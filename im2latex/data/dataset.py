@@ -8,15 +8,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from im2latex.data.preprocessing import Split
 from im2latex.data.vocab import END, PAD, START
 from im2latex.model.inputs import to_batch
+from im2latex.model.network import teacher_forcing
 
 
 class FormulaDataset(Dataset):
     """Samples of a split loaded with load_split: (image, token ids)."""
 
-    def __init__(self, data: dict):
-        self.images, self.ids = data["images"], data["ids"]
+    def __init__(self, split: Split):
+        self.images, self.ids = split.images, split.ids
 
     def __len__(self) -> int:
         return len(self.images)
@@ -27,13 +29,7 @@ class FormulaDataset(Dataset):
 
 def collate(samples: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Images (B, 1, H, W), decoder inputs <s> + ids, targets ids + </s>; both padded with <pad>."""
-    longest = max(len(ids) for _, ids in samples) + 1
-    inputs = torch.full((len(samples), longest), PAD, dtype=torch.long)
-    targets = torch.full((len(samples), longest), PAD, dtype=torch.long)
-    for n, (_, ids) in enumerate(samples):
-        ids = torch.from_numpy(ids.astype(np.int64))
-        inputs[n, 0], inputs[n, 1:len(ids) + 1] = START, ids
-        targets[n, :len(ids)], targets[n, len(ids)] = ids, END
+    inputs, targets = teacher_forcing([torch.from_numpy(ids.astype(np.int64)) for _, ids in samples], PAD, START, END)
     return to_batch([torch.from_numpy(image) for image, _ in samples]), inputs, targets
 
 

@@ -2,6 +2,7 @@
 import io
 import multiprocessing
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ def load_image(source: str | Path | bytes) -> np.ndarray:
 
 def prepare_image(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
     """Crop to ink, rescale to the glyph height and pad (the exported model does the same); None when blank."""
-    prepared = prepare(torch.from_numpy(np.ascontiguousarray(gray)), cfg.threshold, cfg.pad, cfg.glyph_height).numpy()
+    prepared = prepare(torch.from_numpy(np.require(gray, requirements=["C", "W"])), cfg.threshold, cfg.pad, cfg.glyph_height).numpy()
     return prepared if prepared.size else None
 
 
@@ -93,7 +94,16 @@ class _PlainUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def load_split(path: str | Path) -> dict:
+@dataclass(frozen=True)
+class Split:
+    """A preprocessed split: prepared images (uint8 arrays), token ids, normalised formulas, image names."""
+    images: list[np.ndarray]
+    ids: list[np.ndarray]
+    formulas: list[str]
+    names: list[str]
+
+
+def load_split(path: str | Path) -> Split:
     """Load a split written by save_split, refusing any other kind of object."""
     try:
         with open(path, "rb") as f:
@@ -102,4 +112,4 @@ def load_split(path: str | Path) -> dict:
         raise Im2LatexError(f"cannot read {path}: {e}") from None
     if not isinstance(data, dict) or set(data) != {"images", "ids", "formulas", "names"}:
         raise Im2LatexError(f"{path}: not a preprocessed split")
-    return data
+    return Split(**data)

@@ -3,12 +3,24 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import List
 
 from im2latex import Im2LatexError
 from im2latex.files import atomic_file
 
-PAD, START, END, UNK = 0, 1, 2, 3
+PAD, START, END, UNK = 0, 1, 2, 3  # the one home of these ids: the network and the exported file use them too
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+
+def strip_specials(ids: List[int], end: int, skip: List[int]) -> List[int]:
+    """`ids` up to the first `end`, without the ids in `skip` (TorchScript compiles it into the exported file)."""
+    kept: List[int] = []
+    for i in ids:
+        if i == end:
+            break
+        if i not in skip:
+            kept.append(i)
+    return kept
 
 
 class Vocabulary:
@@ -26,14 +38,7 @@ class Vocabulary:
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Tokens of `ids` up to the first end token, special tokens left out (except <unk>)."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == END:
-                break
-            if i not in (PAD, START):
-                out.append(self.tokens[i])
-        return out
+        return [self.tokens[i] for i in strip_specials([int(i) for i in ids], END, [PAD, START])]
 
     def save(self, path: str | Path) -> None:
         with atomic_file(path, "w") as f:

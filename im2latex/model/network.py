@@ -2,14 +2,30 @@
 (greedy and beam search, batched, with cached keys/values, constrained to balanced braces).
 Written for TorchScript: the exported file holds all of this."""
 import math
-from typing import List, Optional, Tuple
+from pathlib import Path
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
 
-PAD, START, END = 0, 1, 2
+from im2latex.data.vocab import END, PAD, START
+from im2latex.files import atomic_file
+
+
+def teacher_forcing(rows: List[Tensor], pad: int, start: int, end: int) -> Tuple[Tensor, Tensor]:
+    """Token id rows -> decoder inputs `start + ids` and targets `ids + end`, both (B, longest + 1), padded."""
+    longest = max([int(row.shape[0]) for row in rows]) + 1
+    inputs = torch.full((len(rows), longest), pad, dtype=torch.long)
+    targets = torch.full((len(rows), longest), pad, dtype=torch.long)
+    for n, row in enumerate(rows):
+        length = int(row.shape[0])
+        inputs[n, 0] = start
+        inputs[n, 1:length + 1] = row
+        targets[n, :length] = row
+        targets[n, length] = end
+    return inputs, targets
 
 
 def sinusoid(positions: int, channels: int) -> Tensor:
@@ -225,3 +241,16 @@ class Im2LatexNet(nn.Module):
                 break
         best = scores.argmax(-1) + torch.arange(b, device=dev) * width
         return tokens.index_select(0, best)[:, 1:]
+
+
+def save_model(net: Im2LatexNet, tokens: List[str], model: dict, path: Union[str, Path]) -> None:
+    """The trained weights with what is needed to rebuild the network (`model`: its keyword arguments)."""
+    with atomic_file(path, "wb") as f:
+        torch.save({"tokens": tokens, "model": model, "state_dict": net.state_dict()}, f)
+
+
+def load_model(path: Union[str, Path]) -> Tuple[Im2LatexNet, List[str]]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net = Im2LatexNet(state["tokens"], **state["model"])
+    net.load_state_dict(state["state_dict"])
+    return net.eval(), state["tokens"]

@@ -41,3 +41,18 @@ def test_replicas_get_disjoint_equal_shares():
     shares = [list(BucketBatchSampler(SHAPES, 2, True, seed=3, replicas=2, rank=r)) for r in (0, 1)]
     assert len(shares[0]) == len(shares[1])
     assert not {i for b in shares[0] for i in b} & {i for b in shares[1] for i in b}
+
+
+def test_formula_dataset_serves_a_loaded_split(tmp_path):
+    from im2latex.data.dataset import FormulaDataset
+    from im2latex.data.preprocessing import load_split, save_split
+
+    images = [np.full((4, 6), 255, np.uint8), np.zeros((5, 7), np.uint8)]
+    ids = [np.array([4, 5], np.int32), np.array([6], np.int32)]
+    save_split(tmp_path / "s.pkl", {"images": images, "ids": ids, "formulas": ["a b", "c"], "names": ["0", "1"]})
+    split = load_split(tmp_path / "s.pkl")
+    assert split.formulas == ["a b", "c"] and split.names == ["0", "1"]
+    dataset = FormulaDataset(split)
+    assert len(dataset) == 2
+    image, tokens = dataset[1]
+    assert image.shape == (5, 7) and tokens.tolist() == [6]

@@ -110,8 +110,8 @@ def test_split_round_trip_and_filter_counts(tiny_dataset, tmp_path):
     assert counts == {"kept": 16 - too_long, "dropped_blank": 0, "dropped_too_large": 0, "dropped_too_long": too_long}
     save_split(tmp_path / "train.pkl", data)
     loaded = load_split(tmp_path / "train.pkl")
-    assert loaded["formulas"] == data["formulas"]
-    for ids, formula, image in zip(loaded["ids"], loaded["formulas"], loaded["images"]):
+    assert loaded.formulas == data["formulas"]
+    for ids, formula, image in zip(loaded.ids, loaded.formulas, loaded.images):
         assert " ".join(vocab.decode(ids)) == formula  # token ids round trip
         assert image.dtype == np.uint8 and image.ndim == 2 and image.min() < 100
 
