@@ -100,6 +100,7 @@ class ModelConfig:
     ff: int  # decoder feed-forward size
     dropout: float
     encoder_channels: int  # width of the first ResNet stage (then x2, then d_model)
+    encoder_positions: int  # positions per side of the encoder's 2-D table: images up to 8x this many pixels
     max_len: int  # longest output, in tokens
 
 

@@ -41,7 +41,7 @@ def sinusoid(positions: int, channels: int) -> Tensor:
 class Encoder(nn.Module):
     """Grayscale image (B, 1, H, W), ink = 1 -> features (B, H/8 * W/8, d_model) with 2-D positions."""
 
-    def __init__(self, channels: int, d_model: int, max_side: int = 512):
+    def __init__(self, channels: int, d_model: int, max_side: int):
         super().__init__()
         c = channels
 
@@ -120,11 +120,11 @@ class Im2LatexNet(nn.Module):
     """The whole network. `tokens` (the vocabulary) is kept so decoding can forbid unbalanced braces."""
 
     def __init__(self, tokens: List[str], d_model: int, heads: int, layers: int, ff: int, dropout: float,
-                 encoder_channels: int, max_len: int):
+                 encoder_channels: int, max_len: int, encoder_positions: int = 512):
         super().__init__()
         self.max_len, self.d_model = max_len, d_model
         self.pad_id, self.start_id, self.end_id = PAD, START, END
-        self.encoder = Encoder(encoder_channels, d_model)
+        self.encoder = Encoder(encoder_channels, d_model, encoder_positions)
         self.embed = nn.Embedding(len(tokens), d_model)
         # scaled by sqrt(d_model) when used: unit-size embeddings that do not drown the positional encoding
         nn.init.normal_(self.embed.weight, std=d_model ** -0.5)

@@ -88,3 +88,10 @@ def test_arrows_are_not_delimiters():
         net.head.bias[tokens.index(r"\rightarrow")] = 10.0
         ids = net.eval().greedy(torch.rand(1, 1, 32, 64), 4).tolist()[0]
     assert ids == [tokens.index(r"\rightarrow")] * 4
+
+
+def test_the_position_table_is_sized_by_the_model_parameter():
+    net = Im2LatexNet(TOKENS, d_model=32, heads=4, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=8,
+                      encoder_positions=20)
+    assert net.encoder.pos_y.shape[0] == net.encoder.pos_x.shape[0] == 20
+    assert net.encoder(torch.rand(1, 1, 32, 160)).shape == (1, 4 * 20, 32)  # 160 pixels: all 20 positions used
