@@ -16,8 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from im2latex import Im2LatexError
-from im2latex.data.rendering import LATEX_TIMEOUT_S, PREAMBLE, failed_formulas, require_latex
-from im2latex.data.rendering import _page_count as page_count  # the data stage's check that no page was swallowed
+from im2latex.data.rendering import LATEX_TIMEOUT_S, failed_formulas, page_count, preamble, require_latex
 from im2latex.files import atomic_file
 from im2latex.metrics import score
 
@@ -52,7 +51,7 @@ def latex_accepts(formulas: list[str]) -> list[bool]:
         return []
     with tempfile.TemporaryDirectory(prefix="im2latex-eval-") as tmp:
         tex = Path(tmp, "formulas.tex")
-        tex.write_text(PREAMBLE.replace("{size}", "12") + CHECK + "".join(
+        tex.write_text(preamble(12) + CHECK + "".join(
             f"\\typeout{{IM2LATEX-FORMULA {i}}}\n\\mbox{{}}\\imtwolatexcheck{{{f}}}\n\n\\newpage\n"
             for i, f in enumerate(formulas)) + "\\end{document}\n")
         try:  # some broken formulas send TeX's error recovery into an endless loop

@@ -21,11 +21,18 @@ from tqdm import tqdm
 from im2latex import Im2LatexError
 
 
-PREAMBLE = r"""\documentclass[{size}pt]{article}
+_PREAMBLE = r"""\documentclass[{size}pt]{article}
 \usepackage{amsmath,amssymb}
 \pagestyle{empty}
 \begin{document}
 """
+
+
+def preamble(size: int) -> str:
+    """The document's start, at a font size of 10, 11 or 12 pt."""
+    return _PREAMBLE.replace("{size}", str(size))
+
+
 SIZES = [r"\normalsize", r"\normalsize", r"\large", r"\small"]
 LATEX_TIMEOUT_S = 10.0
 _MARK = re.compile(r"^IM2LATEX-FORMULA (\d+)$")
@@ -59,7 +66,7 @@ def _document(formulas: list[str], rng: random.Random, size: int) -> str:
         f"\\typeout{{IM2LATEX-FORMULA {i}}}\n{rng.choice(SIZES)}\\mbox{{}}\\mbox{{$\\displaystyle {f}$}}\n\\newpage\n"
         for i, f in enumerate(formulas)
     ]
-    return PREAMBLE.replace("{size}", str(size)) + "".join(pages) + "\\end{document}\n"
+    return preamble(size) + "".join(pages) + "\\end{document}\n"
 
 
 def failed_formulas(log_text: str) -> set[int]:
@@ -74,7 +81,8 @@ def failed_formulas(log_text: str) -> set[int]:
     return failed
 
 
-def _page_count(log_text: str) -> int:
+def page_count(log_text: str) -> int:
+    """Pages the `latex` run wrote, from its log."""
     match = re.search(r"Output written on \S+ \((\d+) pages?", log_text)
     return int(match.group(1)) if match else 0
 
@@ -127,7 +135,7 @@ def render_chunk(job: tuple[list[str], list[Path], int, RenderStyle]) -> list[bo
             log_text = ""
         dvi = Path(tmp, "formulas.dvi")
         failed = failed_formulas(log_text)
-        if not log_text or not dvi.exists() or _page_count(log_text) != len(formulas):
+        if not log_text or not dvi.exists() or page_count(log_text) != len(formulas):
             # a fatal error or a loop swallowed pages, so pages no longer match formulas: render one by one
             if len(formulas) == 1:
                 return [False]
