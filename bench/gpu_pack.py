@@ -4,6 +4,7 @@ of real images (prepared exactly as the model would prepare them).
 
     python bench/gpu_pack.py --out gpu [--train 14000] [--folder DIR ...]"""
 import argparse
+import dataclasses
 import gzip
 import pickle
 import shutil
@@ -33,10 +34,10 @@ def main() -> None:
     args = parser.parse_args()
     prep = load_section(args.params, "preprocess", PreprocessConfig)
     args.out.mkdir(parents=True, exist_ok=True)
-    train = load_split(args.data / "train.pkl")
+    train = dataclasses.asdict(load_split(args.data / "train.pkl"))
     dump({k: v[:args.train] for k, v in train.items()}, args.out / "train.pkl.gz")
     for split in ("validate", "test"):
-        dump(load_split(args.data / f"{split}.pkl"), args.out / f"{split}.pkl.gz")
+        dump(dataclasses.asdict(load_split(args.data / f"{split}.pkl")), args.out / f"{split}.pkl.gz")
     shutil.copyfile(args.vocab, args.out / "vocab.json")
     for folder in args.folder:
         _, paths, formulas = read_labelled_folder(folder, "test", None)

@@ -25,9 +25,10 @@ RUNTIME_ONLY = ("max_minutes", "accelerator", "workers")
 
 
 class FormulaDataModule(pl.LightningDataModule):
-    def __init__(self, folder: str | Path, batch_size: int, seed: int, workers: int):
+    def __init__(self, folder: str | Path, batch_size: int, seed: int, workers: int, curriculum: bool = False):
         super().__init__()
         self.folder, self.batch_size, self.seed, self.workers = Path(folder), batch_size, seed, workers
+        self.curriculum = curriculum
         self.splits: dict[str, FormulaDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -38,7 +39,8 @@ class FormulaDataModule(pl.LightningDataModule):
         data = self.splits[split]
         trainer = self.trainer
         sampler = BucketBatchSampler([image.shape for image in data.images], self.batch_size, shuffle, self.seed,
-                                     replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0)
+                                     replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0,
+                                     curriculum=self.curriculum and shuffle)
         return DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=self.workers)
 
     def train_dataloader(self) -> DataLoader:
@@ -121,7 +123,7 @@ def train(data: str | Path, vocab_path: str | Path, model: ModelConfig, cfg: Tra
     pl.seed_everything(cfg.seed, workers=True)
     data, vocab = Path(data), Vocabulary.load(vocab_path)
     folder = Path(checkpoints) / checkpoint_key(model, cfg, vocab, data)
-    datamodule = FormulaDataModule(data, cfg.batch_size, cfg.seed, cfg.workers)
+    datamodule = FormulaDataModule(data, cfg.batch_size, cfg.seed, cfg.workers, cfg.curriculum)
     datamodule.setup()
     shapes = [image.shape for image in datamodule.splits["train"].images]
     steps_per_epoch = len(BucketBatchSampler(shapes, cfg.batch_size, True, cfg.seed, replicas=cfg.devices))

@@ -21,7 +21,7 @@ from tests.conftest import PREPROCESS
 
 MODEL = ModelConfig(d_model=64, heads=4, layers=2, ff=128, dropout=0.0, encoder_channels=8, max_len=16, encoder_positions=64)
 TRAIN = TrainConfig(seed=0, batch_size=4, lr=5.0e-3, weight_decay=0.0, warmup_steps=10, label_smoothing=0.0,
-                    max_epochs=60, max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1,
+                    max_epochs=60, curriculum=True, max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1,
                     strategy="auto", workers=0)
 
 
@@ -61,6 +61,17 @@ def test_tiny_model_overfits_a_handful_to_exact_match(handful, tmp_path):
     texts, scores = loaded.read(raw + [torch.full((20, 20), 255, dtype=torch.uint8)])
     assert texts == data.formulas + [""] and min(scores[:4]) > 0.5 and scores[4] == 0.0  # confident; blank
     assert check_parity(net, loaded, [to_batch(tensor_images(data.images))], beam_width=2) == 4
+
+
+def test_only_training_batches_follow_the_curriculum(handful):
+    from im2latex.training import FormulaDataModule
+
+    datamodule = FormulaDataModule(handful / "pre", 1, 0, 0, curriculum=True)
+    datamodule.setup()
+    train_batches, val_batches = datamodule.train_dataloader().batch_sampler, datamodule.val_dataloader().batch_sampler
+    assert train_batches.curriculum and not val_batches.curriculum
+    widths = [datamodule.splits["train"].images[b[0]].shape[1] for b in train_batches]
+    assert widths == sorted(widths) and len(set(widths)) > 1
 
 
 class Interrupt(pl.Callback):
@@ -131,7 +142,7 @@ def test_checkpoint_key_follows_the_data_content_not_its_size(tmp_path):
     model = ModelConfig(d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12,
                         encoder_positions=64)
     cfg = TrainConfig(seed=0, batch_size=4, lr=1e-3, weight_decay=0.0, warmup_steps=1, label_smoothing=0.0, max_epochs=1,
-                      max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1, strategy="auto", workers=0)
+                      curriculum=False, max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1, strategy="auto", workers=0)
     vocab = Vocabulary(SPECIALS + ["x"])
     a, b = tmp_path / "a", tmp_path / "b"
     for folder, content in ((a, b"0123456789"), (b, b"9876543210")):  # same names and sizes, other bytes

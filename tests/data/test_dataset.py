@@ -37,6 +37,19 @@ def test_order_is_seeded_and_changes_with_the_epoch():
     assert list(BucketBatchSampler(SHAPES, 3, False, 0)) == list(BucketBatchSampler(SHAPES, 3, False, 99))  # unshuffled
 
 
+def test_curriculum_runs_the_first_epoch_from_narrow_to_wide_then_shuffles():
+    plain = BucketBatchSampler(SHAPES, 3, True, seed=2)
+    sampler = BucketBatchSampler(SHAPES, 3, True, seed=2, curriculum=True)
+    first = list(sampler)
+    widths = [SHAPES[b[0]][1] for b in first]
+    assert widths == sorted(widths) and widths[0] == 50 and widths[-1] == 640
+    assert sorted(map(sorted, first)) == sorted(map(sorted, plain))  # the same batches, only reordered
+    sampler.set_epoch(1)
+    plain.set_epoch(1)
+    later = [SHAPES[b[0]][1] for b in sampler]
+    assert list(sampler) == list(plain) and later != sorted(later)  # later epochs are shuffled as usual
+
+
 def test_replicas_get_disjoint_equal_shares():
     shares = [list(BucketBatchSampler(SHAPES, 2, True, seed=3, replicas=2, rank=r)) for r in (0, 1)]
     assert len(shares[0]) == len(shares[1])
