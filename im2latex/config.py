@@ -114,6 +114,7 @@ class TrainConfig:
     label_smoothing: float
     max_epochs: int
     curriculum: bool  # the first epoch from short formulas to long ones
+    grad_clip: float  # largest gradient norm; 0 for none
     max_minutes: float  # wall-clock budget; 0 for none (a budget makes the result depend on the machine)
     precision: str  # 32-true | bf16-mixed | 16-mixed
     accelerator: str  # auto | cpu | gpu

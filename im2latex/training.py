@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from im2latex import Im2LatexError
 from im2latex.config import ModelConfig, TrainConfig
 from im2latex.data.dataset import BucketBatchSampler, FormulaDataset, collate
 from im2latex.data.preprocessing import load_split
@@ -77,6 +78,14 @@ class Im2LatexModule(pl.LightningModule):
         self.log("train/token_accuracy", accuracy, batch_size=len(batch[0]))
         return loss
 
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """A step whose gradients are not finite is skipped (AdamW leaves parameters without a gradient alone):
+        one such step would turn every weight into NaN for the rest of the run."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack([g.float().abs().max() for g in grads])).all():
+            log.warning("step %d: non-finite gradient, step skipped", self.global_step)
+            optimizer.zero_grad(set_to_none=True)
+
     def validation_step(self, batch, batch_idx: int) -> None:
         loss, accuracy = self._loss(batch, 0.0)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch[0]))
@@ -134,6 +143,7 @@ def train(data: str | Path, vocab_path: str | Path, model: ModelConfig, cfg: Tra
         max_epochs=cfg.max_epochs,
         max_time=datetime.timedelta(minutes=cfg.max_minutes) if cfg.max_minutes > 0 else None,
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
+        gradient_clip_val=cfg.grad_clip or None,
         # curves live beside the checkpoints so that a resumed run continues them; copied to live_dir at the end
         logger=DVCLiveLogger(dir=str(folder / "dvclive"), resume=True, dvcyaml=None, save_dvc_exp=False, report=None),
         callbacks=[pl.callbacks.ModelCheckpoint(dirpath=folder / "ckpt", save_last=True, save_top_k=1)] + (callbacks or []),
@@ -142,6 +152,8 @@ def train(data: str | Path, vocab_path: str | Path, model: ModelConfig, cfg: Tra
     if last.exists():
         log.info("resuming from %s", last)
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.exists() else None)
+    if not all(torch.isfinite(p).all() for p in module.parameters()):
+        raise Im2LatexError(f"training diverged: the weights are not finite (checkpoints in {folder}); lower train.lr")
     if trainer.is_global_zero:
         save_model(module.net, vocab.tokens, dataclasses.asdict(model), out)
         shutil.rmtree(live_dir, ignore_errors=True)

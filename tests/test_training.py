@@ -21,7 +21,7 @@ from tests.conftest import PREPROCESS
 
 MODEL = ModelConfig(d_model=64, heads=4, layers=2, ff=128, dropout=0.0, encoder_channels=8, max_len=16, encoder_positions=64)
 TRAIN = TrainConfig(seed=0, batch_size=4, lr=5.0e-3, weight_decay=0.0, warmup_steps=10, label_smoothing=0.0,
-                    max_epochs=60, curriculum=True, max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1,
+                    max_epochs=60, curriculum=True, grad_clip=1.0, max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1,
                     strategy="auto", workers=0)
 
 
@@ -72,6 +72,21 @@ def test_only_training_batches_follow_the_curriculum(handful):
     assert train_batches.curriculum and not val_batches.curriculum
     widths = [datamodule.splits["train"].images[b[0]].shape[1] for b in train_batches]
     assert widths == sorted(widths) and len(set(widths)) > 1
+
+
+class PoisonGradient(pl.Callback):
+    def on_after_backward(self, trainer, module):
+        if trainer.global_step == 3:
+            next(module.parameters()).grad.fill_(float("nan"))  # as a bf16 overflow would
+
+
+def test_a_non_finite_gradient_skips_its_step_instead_of_poisoning_the_weights(handful, tmp_path, caplog):
+    cfg = dataclasses.replace(TRAIN, max_epochs=3)
+    train(handful / "pre", handful / "vocab.json", MODEL, cfg, tmp_path / "w.pt", tmp_path / "live", tmp_path / "ck",
+          callbacks=[PoisonGradient()])
+    net, _ = load_model(tmp_path / "w.pt")
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+    assert "step 3: non-finite gradient, step skipped" in caplog.text
 
 
 class Interrupt(pl.Callback):
@@ -142,7 +157,7 @@ def test_checkpoint_key_follows_the_data_content_not_its_size(tmp_path):
     model = ModelConfig(d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12,
                         encoder_positions=64)
     cfg = TrainConfig(seed=0, batch_size=4, lr=1e-3, weight_decay=0.0, warmup_steps=1, label_smoothing=0.0, max_epochs=1,
-                      curriculum=False, max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1, strategy="auto", workers=0)
+                      curriculum=False, grad_clip=0.0, max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1, strategy="auto", workers=0)
     vocab = Vocabulary(SPECIALS + ["x"])
     a, b = tmp_path / "a", tmp_path / "b"
     for folder, content in ((a, b"0123456789"), (b, b"9876543210")):  # same names and sizes, other bytes

@@ -18,8 +18,11 @@ def glyph_size(ink: Tensor, max_pixels: int = 120000) -> float:
     h, w = ink.shape[0], ink.shape[1]
     mask = ink.float()
     labels = torch.arange(1, h * w + 1, dtype=torch.float32).view(h, w) * mask
-    for _ in range(h * w):  # every pixel takes the largest label of its component, one step per pixel of path
+    for _ in range(h * w):  # every pixel takes the largest label of its component
         spread = F.max_pool2d(labels[None, None], 3, 1, 1)[0, 0] * mask
+        # a label is the number of a pixel of the same component: taking that pixel's label too (pointer
+        # jumping) doubles the distance a label travels per step, so long strokes need few steps
+        spread = torch.maximum(spread, spread.flatten()[(spread.flatten() - 1).clamp(min=0).long()].view(h, w) * mask)
         if bool(torch.equal(spread, labels)):
             break
         labels = spread
