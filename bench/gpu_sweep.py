@@ -81,12 +81,9 @@ def load(name):
 
 
 def batches(data, bs, shuffle, seed, epoch=0, curriculum=False):
-    s = BucketBatchSampler([i.shape for i in data["images"]], bs, shuffle, seed)
+    s = BucketBatchSampler([i.shape for i in data["images"]], bs, shuffle, seed, curriculum=curriculum)
     s.set_epoch(epoch)
-    order = list(s)
-    if curriculum and epoch == 0:  # the first epoch from narrow (short) images to wide ones
-        order.sort(key=lambda b: data["images"][b[0]].shape[1])
-    for b in order:
+    for b in s:
         yield collate([(data["images"][i], data["ids"][i]) for i in b])
 
 
