@@ -60,7 +60,7 @@ VARIANTS = {
     "S_bs8_lr2e-3": (dict(bs=8), 0.52),
     "T_bs16_lr3e-3": (dict(bs=16, lr=3e-3), 0.87),
     "U_bs16_lr1e-3": (dict(bs=16, lr=1e-3), 0.87),
-    "V_bs16_curriculum": (dict(bs=16, curriculum=True), 0.87),
+    "V_bs16_curriculum": (dict(bs=16, curriculum=1), 0.87),
     "W_bs16_s2c16": (dict(bs=16, enc=dict(c=16, stem2=True)), 0.9),
     "X_bs24": (dict(bs=24), 0.92),
 }
@@ -80,7 +80,7 @@ def load(name):
         return pickle.load(f)
 
 
-def batches(data, bs, shuffle, seed, epoch=0, curriculum=False):
+def batches(data, bs, shuffle, seed, epoch=0, curriculum=0):
     s = BucketBatchSampler([i.shape for i in data["images"]], bs, shuffle, seed, curriculum=curriculum)
     s.set_epoch(epoch)
     for b in s:
@@ -121,7 +121,7 @@ def sweep(name, out, smoke):
     seen, step, epoch, start = 0, 0, 0, time.time()
     max_s = float(os.environ.get("MAX_S", "inf"))  # a cap on the training time: a capped run reports fewer samples
     while step < steps:
-        for b in batches(train, bs, True, v.get("seed", 0), epoch, v.get("curriculum", False)):
+        for b in batches(train, bs, True, v.get("seed", 0), epoch, v.get("curriculum", 0)):
             b = [t.to(dev, non_blocking=True) for t in b]
             with torch.autocast(dev, dtype=torch.bfloat16):
                 loss, _ = m._loss(b, v.get("smoothing", 0.1))

@@ -113,7 +113,7 @@ class TrainConfig:
     warmup_steps: int
     label_smoothing: float
     max_epochs: int
-    curriculum: bool  # the first epoch from short formulas to long ones
+    curriculum: int  # epochs that run from short formulas to long ones (0: none)
     grad_clip: float  # largest gradient norm; 0 for none
     max_minutes: float  # wall-clock budget; 0 for none (a budget makes the result depend on the machine)
     precision: str  # 32-true | bf16-mixed | 16-mixed

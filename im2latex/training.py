@@ -23,10 +23,13 @@ from im2latex.model.network import Im2LatexNet, save_model
 log = logging.getLogger(__name__)
 # knobs that change how fast training runs, not what it computes: a checkpoint stays valid across them
 RUNTIME_ONLY = ("max_minutes", "accelerator", "workers")
+# the code a run's checkpoints depend on: a change to it (say, to the batch order) must not resume an old run
+TRAINING_CODE = [Path(__file__), Path(__file__).parent / "data" / "dataset.py",
+                 *sorted((Path(__file__).parent / "model").glob("*.py"))]
 
 
 class FormulaDataModule(pl.LightningDataModule):
-    def __init__(self, folder: str | Path, batch_size: int, seed: int, workers: int, curriculum: bool = False):
+    def __init__(self, folder: str | Path, batch_size: int, seed: int, workers: int, curriculum: int = 0):
         super().__init__()
         self.folder, self.batch_size, self.seed, self.workers = Path(folder), batch_size, seed, workers
         self.curriculum = curriculum
@@ -41,7 +44,7 @@ class FormulaDataModule(pl.LightningDataModule):
         trainer = self.trainer
         sampler = BucketBatchSampler([image.shape for image in data.images], self.batch_size, shuffle, self.seed,
                                      replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0,
-                                     curriculum=self.curriculum and shuffle)
+                                     curriculum=self.curriculum if shuffle else 0)
         return DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=self.workers)
 
     def train_dataloader(self) -> DataLoader:
@@ -78,11 +81,16 @@ class Im2LatexModule(pl.LightningModule):
         self.log("train/token_accuracy", accuracy, batch_size=len(batch[0]))
         return loss
 
-    def on_before_optimizer_step(self, optimizer) -> None:
-        """A step whose gradients are not finite is skipped (AdamW leaves parameters without a gradient alone):
-        one such step would turn every weight into NaN for the rest of the run."""
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if grads and not torch.isfinite(torch.stack([g.float().abs().max() for g in grads])).all():
+    def on_train_epoch_start(self) -> None:
+        # Lightning calls set_epoch on a data loader's sampler, not on its batch sampler: without this call every
+        # epoch would repeat the first one's order (and its curriculum)
+        self.trainer.train_dataloader.batch_sampler.set_epoch(self.current_epoch)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip the total gradient norm at train.grad_clip, and skip a step whose norm is not finite (AdamW leaves
+        parameters without a gradient alone): one such step would turn every weight into NaN for the rest of the run."""
+        norm = torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val or math.inf)
+        if not torch.isfinite(norm):
             log.warning("step %d: non-finite gradient, step skipped", self.global_step)
             optimizer.zero_grad(set_to_none=True)
 
@@ -116,10 +124,11 @@ def file_md5(path: Path) -> str:
 
 
 def checkpoint_key(model: ModelConfig, train: TrainConfig, vocab: Vocabulary, data: Path) -> str:
-    """Checkpoints of runs with this key are interchangeable: same model, schedule, vocabulary and data."""
+    """Checkpoints of runs with this key are interchangeable: same model, schedule, vocabulary, data and code."""
     settings = {k: v for k, v in dataclasses.asdict(train).items() if k not in RUNTIME_ONLY}
     fingerprint = {"model": dataclasses.asdict(model), "train": settings, "tokens": vocab.tokens,
-                   "data": [(p.name, file_md5(p)) for p in sorted(data.glob("*.pkl"))]}
+                   "data": [(p.name, file_md5(p)) for p in sorted(data.glob("*.pkl"))],
+                   "code": [file_md5(p) for p in TRAINING_CODE]}
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
 
 

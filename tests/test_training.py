@@ -21,7 +21,7 @@ from tests.conftest import PREPROCESS
 
 MODEL = ModelConfig(d_model=64, heads=4, layers=2, ff=128, dropout=0.0, encoder_channels=8, max_len=16, encoder_positions=64)
 TRAIN = TrainConfig(seed=0, batch_size=4, lr=5.0e-3, weight_decay=0.0, warmup_steps=10, label_smoothing=0.0,
-                    max_epochs=60, curriculum=True, grad_clip=1.0, max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1,
+                    max_epochs=60, curriculum=1, grad_clip=1.0, max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1,
                     strategy="auto", workers=0)
 
 
@@ -66,7 +66,7 @@ def test_tiny_model_overfits_a_handful_to_exact_match(handful, tmp_path):
 def test_only_training_batches_follow_the_curriculum(handful):
     from im2latex.training import FormulaDataModule
 
-    datamodule = FormulaDataModule(handful / "pre", 1, 0, 0, curriculum=True)
+    datamodule = FormulaDataModule(handful / "pre", 1, 0, 0, curriculum=1)
     datamodule.setup()
     train_batches, val_batches = datamodule.train_dataloader().batch_sampler, datamodule.val_dataloader().batch_sampler
     assert train_batches.curriculum and not val_batches.curriculum
@@ -87,6 +87,27 @@ def test_a_non_finite_gradient_skips_its_step_instead_of_poisoning_the_weights(h
     net, _ = load_model(tmp_path / "w.pt")
     assert all(torch.isfinite(p).all() for p in net.parameters())
     assert "step 3: non-finite gradient, step skipped" in caplog.text
+
+
+class BatchWidths(pl.Callback):
+    def __init__(self):
+        self.epochs: list[list[int]] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if batch_idx == 0:
+            self.epochs.append([])
+        self.epochs[-1].append(batch[0].shape[-1])
+
+
+def test_each_epoch_draws_a_new_order_and_only_the_first_follows_the_curriculum(handful, tmp_path):
+    """Lightning sets the epoch of a sampler, not of a batch sampler: the module must, or every epoch repeats."""
+    widths = BatchWidths()
+    cfg = dataclasses.replace(TRAIN, batch_size=1, max_epochs=3)
+    train(handful / "pre", handful / "vocab.json", MODEL, cfg, tmp_path / "w.pt", tmp_path / "live", tmp_path / "ck",
+          callbacks=[widths])
+    first, second, third = widths.epochs
+    assert first == sorted(first) and second != sorted(second) and second != third
+    assert sorted(first) == sorted(second) == sorted(third)
 
 
 class Interrupt(pl.Callback):
@@ -149,7 +170,7 @@ def test_ddp_on_two_cpu_processes(handful, tmp_path):
     assert torch.load(checkpoint, weights_only=False)["global_step"] == 2  # 4 samples, 2 per batch, 2 ranks: 1 step an epoch
 
 
-def test_checkpoint_key_follows_the_data_content_not_its_size(tmp_path):
+def test_checkpoint_key_follows_the_data_content_not_its_size_and_the_code(tmp_path, monkeypatch):
     from im2latex.config import ModelConfig, TrainConfig
     from im2latex.data.vocab import SPECIALS, Vocabulary
     from im2latex.training import checkpoint_key
@@ -157,7 +178,7 @@ def test_checkpoint_key_follows_the_data_content_not_its_size(tmp_path):
     model = ModelConfig(d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12,
                         encoder_positions=64)
     cfg = TrainConfig(seed=0, batch_size=4, lr=1e-3, weight_decay=0.0, warmup_steps=1, label_smoothing=0.0, max_epochs=1,
-                      curriculum=False, grad_clip=0.0, max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1, strategy="auto", workers=0)
+                      curriculum=0, grad_clip=0.0, max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1, strategy="auto", workers=0)
     vocab = Vocabulary(SPECIALS + ["x"])
     a, b = tmp_path / "a", tmp_path / "b"
     for folder, content in ((a, b"0123456789"), (b, b"9876543210")):  # same names and sizes, other bytes
@@ -165,3 +186,9 @@ def test_checkpoint_key_follows_the_data_content_not_its_size(tmp_path):
         (folder / "train.pkl").write_bytes(content)
     assert checkpoint_key(model, cfg, vocab, a) != checkpoint_key(model, cfg, vocab, b)
     assert checkpoint_key(model, cfg, vocab, a) == checkpoint_key(model, cfg, vocab, a)
+    code = tmp_path / "training.py"  # a run whose training code changed must not resume the old run's checkpoints
+    monkeypatch.setattr("im2latex.training.TRAINING_CODE", [code])
+    code.write_text("order = 'same'\n")
+    before = checkpoint_key(model, cfg, vocab, a)
+    code.write_text("order = 'new'\n")
+    assert checkpoint_key(model, cfg, vocab, a) != before

@@ -36,11 +36,11 @@ def collate(samples: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor,
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of images of one bucket size (height and width rounded up to `step` pixels), so little
     of a batch is padding. Shuffled per epoch from `seed`; with several replicas each gets its share.
-    With `curriculum` the first epoch's batches run from the narrowest images (short formulas) to the widest:
+    In the first `curriculum` epochs the batches run from the narrowest images (short formulas) to the widest:
     the decoder learns to follow the image on short formulas first, and training leaves its plateau sooner."""
 
     def __init__(self, shapes: list[tuple[int, int]], batch_size: int, shuffle: bool, seed: int,
-                 step: int = 32, replicas: int = 1, rank: int = 0, curriculum: bool = False):
+                 step: int = 32, replicas: int = 1, rank: int = 0, curriculum: int = 0):
         self.batch_size, self.shuffle, self.seed, self.replicas, self.rank = batch_size, shuffle, seed, replicas, rank
         self.epoch, self.curriculum, self.widths = 0, curriculum, [w for _, w in shapes]
         buckets = defaultdict(list)
@@ -62,7 +62,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches += [bucket[i:i + self.batch_size] for i in range(0, len(bucket), self.batch_size)]
         if self.shuffle:
             rng.shuffle(batches)
-        if self.curriculum and self.epoch == 0:
+        if self.epoch < self.curriculum:
             batches.sort(key=lambda batch: self.widths[batch[0]])  # stable: equal widths keep the shuffled order
         usable = len(batches) - len(batches) % self.replicas if self.replicas > 1 else len(batches)
         return batches[self.rank:usable:self.replicas]

@@ -13,6 +13,11 @@ from torchvision.models.resnet import BasicBlock
 from im2latex.data.vocab import END, PAD, START
 from im2latex.files import atomic_file
 
+# Decoding stops a token from running longer than this (braces exempt). A model that has lost its place in
+# the image tends to fill the rest with `\qquad \qquad …` until max_len; real formulas rarely repeat a
+# token more than 4 times in a row (17 of 1,000 real validation formulas, nearly all of them spacing).
+MAX_RUN = 4
+
 
 def teacher_forcing(rows: List[Tensor], pad: int, start: int, end: int) -> Tuple[Tensor, Tensor]:
     """Token id rows -> decoder inputs `start + ids` and targets `ids + end`, both (B, longest + 1), padded."""
@@ -123,7 +128,7 @@ class Im2LatexNet(nn.Module):
                  encoder_channels: int, max_len: int, encoder_positions: int = 512):
         super().__init__()
         self.max_len, self.d_model = max_len, d_model
-        self.pad_id, self.start_id, self.end_id = PAD, START, END
+        self.pad_id, self.start_id, self.end_id, self.max_run = PAD, START, END, MAX_RUN
         self.encoder = Encoder(encoder_channels, d_model, encoder_positions)
         self.embed = nn.Embedding(len(tokens), d_model)
         # scaled by sqrt(d_model) when used: unit-size embeddings that do not drown the positional encoding
@@ -173,11 +178,16 @@ class Im2LatexNet(nn.Module):
             new_cache.append((k, v))
         return F.log_softmax(self.head(self.norm(x[:, -1])).float(), dim=-1), new_cache
 
-    def constrain(self, logp: Tensor, depth: Tensor, steps_left: int) -> Tensor:
+    def constrain(self, logp: Tensor, depth: Tensor, steps_left: int, tokens: Tensor) -> Tensor:
         """Forbid what would close an unopened group, the end while a group is open, and any token after
-        which the remaining steps could not close every open group: the output is always balanced."""
+        which the remaining steps could not close every open group: the output is always balanced.
+        Also forbid a token that is not a brace from running more than MAX_RUN times in a row."""
         after = depth[:, None, :] + self.delta[None, :, :]  # (B, V, 2) open groups after each candidate
         bad = (after < 0).any(-1) | (after.sum(-1) > steps_left - 1)
+        if tokens.shape[1] >= self.max_run:
+            last = tokens[:, -1]
+            run = (tokens[:, -self.max_run:] == last[:, None]).all(-1) & (self.delta[last] == 0).all(-1)
+            bad = bad | ((F.one_hot(last, bad.shape[1]) > 0) & run[:, None])
         bad[:, self.end_id] = (depth > 0).any(-1)
         bad[:, self.pad_id] = True
         bad[:, self.start_id] = True
@@ -198,7 +208,7 @@ class Im2LatexNet(nn.Module):
         cache: List[Tuple[Tensor, Tensor]] = []
         for t in range(max_len):
             logp, cache = self.step(tokens, t, memory, cache, use_cache)
-            nxt = self.constrain(logp, depth, max_len - t).argmax(-1)
+            nxt = self.constrain(logp, depth, max_len - t, tokens).argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
             depth = depth + self.delta[nxt] * (~done)[:, None].long()
             tokens = torch.cat([tokens, nxt[:, None]], dim=1)
@@ -223,7 +233,7 @@ class Im2LatexNet(nn.Module):
         vocab = int(self.delta.shape[0])
         for t in range(max_len):
             logp, cache = self.step(tokens, t, memory, cache, use_cache)
-            logp = self.constrain(logp, depth, max_len - t)
+            logp = self.constrain(logp, depth, max_len - t, tokens)
             # a finished beam continues only with padding, at no cost
             finished = torch.full_like(logp, float("-inf"))
             finished[:, self.pad_id] = 0.0

@@ -37,15 +37,18 @@ def test_order_is_seeded_and_changes_with_the_epoch():
     assert list(BucketBatchSampler(SHAPES, 3, False, 0)) == list(BucketBatchSampler(SHAPES, 3, False, 99))  # unshuffled
 
 
-def test_curriculum_runs_the_first_epoch_from_narrow_to_wide_then_shuffles():
+def test_curriculum_runs_its_epochs_from_narrow_to_wide_then_shuffles():
     plain = BucketBatchSampler(SHAPES, 3, True, seed=2)
-    sampler = BucketBatchSampler(SHAPES, 3, True, seed=2, curriculum=True)
-    first = list(sampler)
-    widths = [SHAPES[b[0]][1] for b in first]
-    assert widths == sorted(widths) and widths[0] == 50 and widths[-1] == 640
-    assert sorted(map(sorted, first)) == sorted(map(sorted, plain))  # the same batches, only reordered
-    sampler.set_epoch(1)
-    plain.set_epoch(1)
+    sampler = BucketBatchSampler(SHAPES, 3, True, seed=2, curriculum=2)
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        plain.set_epoch(epoch)
+        batches = list(sampler)
+        widths = [SHAPES[b[0]][1] for b in batches]
+        assert widths == sorted(widths) and widths[-1] > widths[0]
+        assert sorted(map(sorted, batches)) == sorted(map(sorted, plain))  # the same batches, only reordered
+    sampler.set_epoch(2)
+    plain.set_epoch(2)
     later = [SHAPES[b[0]][1] for b in sampler]
     assert list(sampler) == list(plain) and later != sorted(later)  # later epochs are shuffled as usual
 

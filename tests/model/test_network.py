@@ -1,7 +1,7 @@
 import torch
 
 from im2latex.data.vocab import END, SPECIALS
-from im2latex.model.network import Im2LatexNet
+from im2latex.model.network import MAX_RUN, Im2LatexNet
 
 TOKENS = SPECIALS + ["{", "}", r"\left(", r"\right)", "x", "y", "^", "_", r"\frac"]
 
@@ -95,3 +95,16 @@ def test_the_position_table_is_sized_by_the_model_parameter():
                       encoder_positions=20)
     assert net.encoder.pos_y.shape[0] == net.encoder.pos_x.shape[0] == 20
     assert net.encoder(torch.rand(1, 1, 32, 160)).shape == (1, 4 * 20, 32)  # 160 pixels: all 20 positions used
+
+
+def test_no_token_but_a_brace_runs_longer_than_max_run():
+    """A lost model writes `\\qquad \\qquad …` to max_len; decoding cuts such runs, but not nested groups."""
+    x, y, brace = TOKENS.index("x"), TOKENS.index("y"), TOKENS.index("{")
+    net, images = make_net(max_len=16), torch.rand(2, 1, 32, 64)
+    with torch.no_grad():  # a network that wants x, then y, and never to stop
+        net.head.bias[:] = 0
+        net.head.bias[x], net.head.bias[y], net.head.bias[END] = 30.0, 20.0, -30.0
+        outputs = net.greedy(images).tolist() + net.beam_search(images, 3).tolist()
+        assert all(ids[:MAX_RUN + 2] == [x] * MAX_RUN + [y, x] for ids in outputs), outputs
+        net.head.bias[brace] = 40.0  # now it wants to open groups: it opens 8, then must close them
+        assert net.greedy(images).tolist() == [[brace] * 8 + [brace + 1] * 8] * 2
