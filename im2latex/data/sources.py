@@ -17,7 +17,8 @@ SOURCES = ("synthetic", "im2latex-100k", "folder")
 
 def build_synthetic(out: Path, cfg: SyntheticConfig, seed: int) -> dict[str, int]:
     """Generate formulas and render them; formulas LaTeX rejects are left out and counted."""
-    sizes = {"train": cfg.train, "validate": cfg.validate, "test": cfg.test}
+    # test and validate come first in the generator's stream, so they stay the same when `train` changes
+    sizes = {"test": cfg.test, "validate": cfg.validate, "train": cfg.train}
     formulas = generate_formulas(sum(sizes.values()), seed, cfg.max_tokens)
     names = [f"{i:07d}" for i in range(len(formulas))]
     (out / layout.IMAGES).mkdir()

@@ -64,10 +64,11 @@ def prepare(image: Tensor, threshold: int, pad: int, glyph_height: float) -> Ten
 
 
 def to_batch(images: List[Tensor]) -> Tensor:
-    """uint8 images -> float (B, 1, H, W) with ink = 1 and background 0, padded to the largest."""
+    """uint8 images -> float (B, 1, H, W) with ink = 1 and background 0, padded to the largest with -1,
+    which the network reads as background and its decoder never attends to (see Im2LatexNet.encode)."""
     h = max([int(i.shape[0]) for i in images])
     w = max([int(i.shape[1]) for i in images])
-    batch = torch.zeros(len(images), 1, h, w)
+    batch = torch.full((len(images), 1, h, w), -1.0)
     for n, image in enumerate(images):
         batch[n, 0, :image.shape[0], :image.shape[1]] = 1.0 - image.float() / 255.0
     return batch

@@ -63,7 +63,7 @@ class Encoder(nn.Module):
         self.register_buffer("pos_x", sinusoid(max_side, d_model - half), persistent=False)
 
     def forward(self, images: Tensor) -> Tensor:
-        features = self.cnn(images)  # (B, d, h, w)
+        features = self.cnn(images.clamp(min=0.0))  # (B, d, h, w); batch padding reads as background
         b, d, h, w = features.shape
         pos = torch.cat([self.pos_y[:h, None, :].expand(h, w, self.pos_y.shape[1]),
                          self.pos_x[None, :w, :].expand(h, w, self.pos_x.shape[1])], dim=-1)
@@ -86,7 +86,7 @@ class Attention(nn.Module):
         k, v = self.key_value(x).chunk(2, dim=-1)
         return self.split(k), self.split(v)
 
-    def forward(self, x: Tensor, k: Tensor, v: Tensor, causal: bool) -> Tensor:
+    def forward(self, x: Tensor, k: Tensor, v: Tensor, causal: bool, bias: Optional[Tensor] = None) -> Tensor:
         # written out rather than F.scaled_dot_product_attention: at these sizes (tens of queries, a few
         # hundred keys) PyTorch's CPU flash kernel trains about 20% slower than the plain product
         q = self.split(self.query(x))
@@ -94,6 +94,8 @@ class Attention(nn.Module):
         if causal:
             n, m = scores.shape[-2], scores.shape[-1]
             scores = scores.masked_fill(torch.ones(n, m, dtype=torch.bool, device=x.device).triu(m - n + 1), float("-inf"))
+        if bias is not None:
+            scores = scores + bias
         weights = F.dropout(scores.float().softmax(-1).to(v.dtype), self.dropout, self.training)
         y = weights @ v
         b, h, n, dh = y.shape
@@ -108,15 +110,15 @@ class DecoderLayer(nn.Module):
         self.ff = nn.Sequential(nn.Linear(d_model, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, d_model))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, mem_k: Tensor, mem_v: Tensor, past_k: Optional[Tensor], past_v: Optional[Tensor]
-                ) -> Tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor, mem_k: Tensor, mem_v: Tensor, mem_bias: Tensor, past_k: Optional[Tensor],
+                past_v: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
         """x: the new positions (all of them in training, one when decoding with a cache)."""
         h = self.norm1(x)
         k, v = self.self_attn.keys_values(h)
         if past_k is not None and past_v is not None:
             k, v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
         x = x + self.drop(self.self_attn(h, k, v, causal=past_k is None and x.shape[1] > 1))
-        x = x + self.drop(self.cross_attn(self.norm2(x), mem_k, mem_v, causal=False))
+        x = x + self.drop(self.cross_attn(self.norm2(x), mem_k, mem_v, False, mem_bias))
         x = x + self.drop(self.ff(self.norm3(x)))
         return x, k, v
 
@@ -146,20 +148,29 @@ class Im2LatexNet(nn.Module):
                            -1 if t.startswith("\\right") and len(t) > 6 and not t[6].isalpha() else 0)
         self.register_buffer("delta", delta, persistent=False)
 
-    def encode(self, images: Tensor) -> List[Tuple[Tensor, Tensor]]:
-        """Memory keys/values of every decoder layer, computed once per image."""
+    def encode(self, images: Tensor) -> List[Tuple[Tensor, Tensor, Tensor]]:
+        """Memory keys/values of every decoder layer, computed once per image, each with the attention bias
+        (B, 1, 1, h * w) that hides the feature cells lying wholly in batch padding (pixels below 0, see
+        to_batch): a short formula reads the same alone as beside a wide one."""
         memory = self.encoder(images)
-        return [layer.cross_attn.keys_values(memory) for layer in self.layers]
+        # the cells of the encoder's grid: a 2x2 max pool, then two stride-2 convolutions centred on even pixels
+        inside = F.max_pool2d((images[:, :1] >= 0).float(), 2)[:, :, ::4, ::4]
+        bias = torch.zeros_like(inside).masked_fill(inside == 0, float("-inf")).flatten(1)[:, None, None, :]
+        out: List[Tuple[Tensor, Tensor, Tensor]] = []
+        for layer in self.layers:
+            k, v = layer.cross_attn.keys_values(memory)
+            out.append((k, v, bias))
+        return out
 
     def forward(self, images: Tensor, tokens: Tensor) -> Tensor:
         """Teacher forcing: logits (B, T, V) for the next token after each of `tokens` (B, T)."""
         memory = self.encode(images)
         x = self.embed(tokens) * math.sqrt(self.d_model) + self.pos[: tokens.shape[1]]
         for i, layer in enumerate(self.layers):
-            x, _, _ = layer(x, memory[i][0], memory[i][1], None, None)
+            x, _, _ = layer(x, memory[i][0], memory[i][1], memory[i][2], None, None)
         return self.head(self.norm(x))
 
-    def step(self, tokens: Tensor, position: int, memory: List[Tuple[Tensor, Tensor]],
+    def step(self, tokens: Tensor, position: int, memory: List[Tuple[Tensor, Tensor, Tensor]],
              cache: List[Tuple[Tensor, Tensor]], use_cache: bool) -> Tuple[Tensor, List[Tuple[Tensor, Tensor]]]:
         """Log-probabilities of the next token. With the cache only the newest token is fed; without it,
         the whole prefix `tokens` (B, position + 1) is recomputed (kept to measure what the cache saves)."""
@@ -169,12 +180,12 @@ class Im2LatexNet(nn.Module):
             x = self.embed(tokens) * math.sqrt(self.d_model) + self.pos[: tokens.shape[1]]
         new_cache: List[Tuple[Tensor, Tensor]] = []
         for i, layer in enumerate(self.layers):
-            mk, mv = memory[i]
+            mk, mv, mb = memory[i]
             past_k: Optional[Tensor] = None
             past_v: Optional[Tensor] = None
             if use_cache and position > 0:
                 past_k, past_v = cache[i]
-            x, k, v = layer(x, mk, mv, past_k, past_v)
+            x, k, v = layer(x, mk, mv, mb, past_k, past_v)
             new_cache.append((k, v))
         return F.log_softmax(self.head(self.norm(x[:, -1])).float(), dim=-1), new_cache
 
@@ -193,8 +204,8 @@ class Im2LatexNet(nn.Module):
         bad[:, self.start_id] = True
         return logp.masked_fill(bad, float("-inf"))
 
-    def expand_memory(self, memory: List[Tuple[Tensor, Tensor]], index: Tensor) -> List[Tuple[Tensor, Tensor]]:
-        return [(k.index_select(0, index), v.index_select(0, index)) for k, v in memory]
+    def expand_memory(self, memory: List[Tuple[Tensor, Tensor, Tensor]], index: Tensor) -> List[Tuple[Tensor, Tensor, Tensor]]:
+        return [(k.index_select(0, index), v.index_select(0, index), b.index_select(0, index)) for k, v, b in memory]
 
     @torch.jit.export
     def greedy(self, images: Tensor, max_len: int = 0, use_cache: bool = True) -> Tensor:

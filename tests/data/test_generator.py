@@ -1,10 +1,14 @@
+import dataclasses
+
 import numpy as np
 from PIL import Image
 
 from im2latex.data import layout, rendering
 from im2latex.data.generator import generate_formulas
 from im2latex.data.rendering import RenderStyle, failed_formulas, render_formulas
+from im2latex.data.sources import build_synthetic
 from im2latex.data.tokenizer import tokenize
+from tests.conftest import TINY
 
 CONSTRUCTS = [r"\frac", "_", "^", r"\sqrt", "[", r"\alpha", r"\hat", r"\bar", r"\tilde", r"\dot", r"\vec",
               r"\overline", r"\sum", r"\int", r"\left(", r"\right)", r"\mathrm", r"\mathbf", r"\cal", r"\mathcal",
@@ -89,6 +93,17 @@ def test_rendering_is_byte_stable(tmp_path):
     render_formulas(formulas, a, seed=1, style=style, chunk=3, workers=2)
     render_formulas(formulas, b, seed=1, style=style, chunk=3, workers=1)
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_the_test_and_validation_sets_do_not_depend_on_the_training_size(tmp_path):
+    def build(name: str, train: int) -> dict[str, list[tuple[str, bytes]]]:
+        (tmp_path / name).mkdir()
+        build_synthetic(tmp_path / name, dataclasses.replace(TINY, train=train, chunk=4), seed=3)
+        return {split: [(s.formula, s.image.read_bytes()) for s in layout.read_split(tmp_path / name, split)]
+                for split in ("validate", "test")}
+
+    small, large = build("small", 2), build("large", 9)
+    assert small == large and len(small["test"]) == 4 and len(small["validate"]) == 4
 
 
 def test_log_parser_attributes_errors_to_formulas():

@@ -1,6 +1,7 @@
 import torch
 
 from im2latex.data.vocab import END, SPECIALS
+from im2latex.model.inputs import to_batch
 from im2latex.model.network import MAX_RUN, Im2LatexNet
 
 TOKENS = SPECIALS + ["{", "}", r"\left(", r"\right)", "x", "y", "^", "_", r"\frac"]
@@ -108,3 +109,16 @@ def test_no_token_but_a_brace_runs_longer_than_max_run():
         assert all(ids[:MAX_RUN + 2] == [x] * MAX_RUN + [y, x] for ids in outputs), outputs
         net.head.bias[brace] = 40.0  # now it wants to open groups: it opens 8, then must close them
         assert net.greedy(images).tolist() == [[brace] * 8 + [brace + 1] * 8] * 2
+
+
+def test_a_formula_reads_the_same_alone_as_beside_a_wider_one():
+    for seed in range(3):
+        net, g = make_net(seed=seed), torch.Generator().manual_seed(seed)
+        short, wide = (torch.rand(24, 60, generator=g) * 255).byte(), (torch.rand(40, 400, generator=g) * 255).byte()
+        tokens = torch.randint(0, len(TOKENS), (1, 9), generator=g)
+        with torch.no_grad():
+            alone, both = net(to_batch([short]), tokens)[0], to_batch([short, wide])
+            beside = net(both, tokens.expand(2, 9))[0]
+            padding_as_ink_free_image = net(both.clamp(min=0), tokens.expand(2, 9))[0]  # what the decoder saw before
+        assert (alone - beside).abs().max() < 0.01  # only the cells at the image's edge differ, through convolutions
+        assert (alone - padding_as_ink_free_image).abs().max() > 0.05
