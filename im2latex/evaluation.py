@@ -141,6 +141,20 @@ def tensor_images(images: list[np.ndarray]) -> list[torch.Tensor]:
     return [torch.from_numpy(np.require(i, requirements=["C", "W"])) for i in images]
 
 
+def rescale(images: list[np.ndarray], factor: float) -> list[np.ndarray]:
+    """Prepared images (glyphs preprocess.glyph_height tall) resized by `factor`, as `prepare` resizes: the
+    test split read at evaluate.read_scale, as the exported reader reads an image from the wild."""
+    if abs(factor - 1.0) <= 0.02:
+        return images
+    out = []
+    for image in tensor_images(images):
+        size = [max(1, round(image.shape[0] * factor)), max(1, round(image.shape[1] * factor))]
+        resized = torch.nn.functional.interpolate(image[None, None].float(), size=size, mode="bilinear", antialias=True,
+                                                  align_corners=False)
+        out.append(resized[0, 0].round().clamp(0, 255).to(torch.uint8).numpy())
+    return out
+
+
 def is_im2latex_layout(folder: Path, split: str, formulas: Path | None) -> bool:
     from im2latex.data import layout
 

@@ -16,10 +16,11 @@ from im2latex.model.network import load_model
 def main(params: str, split: str, weights: str, out: str) -> None:
     cfg = load_section(params, "export", ExportConfig)
     prep = load_section(params, "preprocess", PreprocessConfig)
-    beam_width = load_section(params, "evaluate", EvaluateConfig).beam_width
+    evaluate = load_section(params, "evaluate", EvaluateConfig)
+    beam_width = evaluate.beam_width
     net, tokens = load_model(weights)
     images = tensor_images(load_split(split).images[:cfg.parity_samples])
-    scripted = script(net, tokens, prep.threshold, prep.pad, prep.glyph_height, beam_width)
+    scripted = script(net, tokens, prep.threshold, prep.pad, prep.glyph_height * evaluate.read_scale, beam_width)
     checked = check_parity(net, scripted, [to_batch(images[i:i + 8]) for i in range(0, len(images), 8)], beam_width)
     with atomic_file(out, "wb") as f:
         torch.jit.save(scripted, f)
