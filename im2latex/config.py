@@ -46,7 +46,7 @@ class VocabConfig:
 class PreprocessConfig:
     threshold: int  # a pixel darker than this is ink
     pad: int  # white border kept around the cropped ink, in pixels
-    glyph_height: float  # images are resized so that their median glyph is this many pixels tall (0: not resized)
+    glyph_height: float  # images are resized so that their glyph size (inputs.glyph_size) is this many pixels (0: not resized)
     max_height: int  # samples larger than these (after scaling) are dropped
     max_width: int
     max_tokens: int
