@@ -1,6 +1,7 @@
 """Pack what bench/bench_gpu.py needs into one small folder that a GPU machine can be sent: a slice of
 the preprocessed training split, the validation and test splits, the vocabulary, and any labelled folders
-of real images (prepared exactly as the model would prepare them).
+of real images, prepared as the exported model reads them (glyphs preprocess.glyph_height x evaluate.read_scale
+tall; the test split is resized by the same factor, as the evaluate stage does).
 
     python bench/gpu_pack.py --out gpu [--train 14000] [--folder DIR ...]"""
 import argparse
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from im2latex.config import PreprocessConfig, load_section
+from im2latex.config import EvaluateConfig, PreprocessConfig, load_section
 from im2latex.data.preprocessing import load_image, load_split
-from im2latex.evaluation import read_labelled_folder
+from im2latex.evaluation import read_labelled_folder, rescale
 from im2latex.model.inputs import prepare
 
 
@@ -33,15 +34,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     prep = load_section(args.params, "preprocess", PreprocessConfig)
+    scale = load_section(args.params, "evaluate", EvaluateConfig).read_scale
     args.out.mkdir(parents=True, exist_ok=True)
     train = dataclasses.asdict(load_split(args.data / "train.pkl"))
     dump({k: v[:args.train] for k, v in train.items()}, args.out / "train.pkl.gz")
-    for split in ("validate", "test"):
-        dump(dataclasses.asdict(load_split(args.data / f"{split}.pkl")), args.out / f"{split}.pkl.gz")
+    dump(dataclasses.asdict(load_split(args.data / "validate.pkl")), args.out / "validate.pkl.gz")
+    test = dataclasses.asdict(load_split(args.data / "test.pkl"))
+    dump(dict(test, images=rescale(test["images"], scale)), args.out / "test.pkl.gz")
     shutil.copyfile(args.vocab, args.out / "vocab.json")
     for folder in args.folder:
         _, paths, formulas = read_labelled_folder(folder, "test", None)
-        images = [prepare(torch.from_numpy(load_image(p).copy()), prep.threshold, prep.pad, prep.glyph_height).numpy()
+        images = [prepare(torch.from_numpy(load_image(p).copy()), prep.threshold, prep.pad, prep.glyph_height * scale).numpy()
                   for p in paths]
         dump({"images": images, "formulas": formulas}, args.out / f"real_{folder.name}.pkl.gz")
 

@@ -1,0 +1,150 @@
+"""What limits the CPU default: optimiser steps or capacity? Trains the CPU default's recipe (batch 12, lr 3e-3,
+every epoch sorted narrow to wide, gradients clipped at 5) on a GPU for the CPU run's samples, then for more
+time, at a larger batch, and a larger network for the same time; scores each with greedy and beam-3 decoding on
+the synthetic test split and on every labelled folder that bench/gpu_pack.py packed. A variant with `seconds`
+follows its cosine learning-rate schedule over wall-clock time, so a time-capped run still anneals. One variant
+per process, all at once; writes one JSON per variant and limits.json to $OUT.
+
+    python bench/gpu_pack.py --out gpu --folder DIR...           # here
+    OUT=out python bench/gpu_limits.py                           # on the GPU machine
+    python bench/gpu_limits.py --rate cpu_run wide_b12_long      # here: CPU training samples/s of their models
+    SMOKE=1 OUT=/tmp python bench/gpu_limits.py cpu_run          # a smoke test here (CPU, a few steps)"""
+import argparse, json, math, os, subprocess, sys, time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, os.getcwd())
+from bench.gpu_sweep import batches, decode_all, load
+from im2latex.data.dataset import BucketBatchSampler, collate
+from im2latex.data.vocab import Vocabulary
+from im2latex.model.inputs import to_batch
+from im2latex.training import Im2LatexModule
+
+CPU_MODEL = dict(d_model=128, heads=4, layers=2, ff=512, dropout=0.0, encoder_channels=16, max_len=160)
+WIDE = dict(CPU_MODEL, d_model=256, heads=8, layers=3, ff=1024, encoder_channels=32)
+LONG_S = float(os.environ.get("LONG_S", "330"))  # the time-capped variants
+CPU_SAMPLES = 88_000  # the default run: 4 epochs of 22,000
+VARIANTS = {  # name: model, batch, lr, budget (samples or seconds)
+    "cpu_run": (CPU_MODEL, 12, 3e-3, dict(samples=CPU_SAMPLES)),
+    "cpu_model_b12_long": (CPU_MODEL, 12, 3e-3, dict(seconds=LONG_S)),
+    "wide_b12_long": (WIDE, 12, 1e-3, dict(seconds=LONG_S)),
+    "cpu_model_b48_long": (CPU_MODEL, 48, 3e-3, dict(seconds=LONG_S)),
+    "wide_b48_long": (WIDE, 48, 1e-3, dict(seconds=LONG_S)),
+}
+
+
+def beam(net, images, tokens, dev, width=3, bs=64):
+    order = sorted(range(len(images)), key=lambda i: images[i].shape)
+    out = [""] * len(images)
+    for k in range(0, len(order), bs):
+        chunk = order[k:k + bs]
+        x = to_batch([torch.from_numpy(images[i]) for i in chunk]).to(dev)
+        with torch.no_grad(), torch.autocast(dev, dtype=torch.bfloat16):
+            ids = net.beam_search(x, width)
+        for i, row in zip(chunk, ids.tolist()):
+            row = row[:row.index(2)] if 2 in row else row
+            out[i] = " ".join(tokens[t] for t in row if t > 2)
+    return out
+
+
+def run(name, out, smoke):
+    from nltk.translate.bleu_score import corpus_bleu
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model, bs, lr, budget = VARIANTS[name]
+    train, val, test = load("train"), load("validate"), load("test")
+    reals = {p.name[5:-7]: load(p.name[:-7]) for p in sorted(Path("gpu").glob("real_*.pkl.gz"))}
+    tokens = Vocabulary.load("gpu/vocab.json").tokens
+    if smoke:
+        budget = dict(samples=4 * bs)
+        test, reals = {k: v[:8] for k, v in test.items()}, {d: {k: v[:8] for k, v in r.items()} for d, r in reals.items()}
+    m = Im2LatexModule(tokens, model, lr, 0.01, 300, 1, 0.1).to(dev)
+    opt = m.configure_optimizers()["optimizer"]
+    sampler = BucketBatchSampler([i.shape for i in train["images"]], bs, True, 0, curriculum=10**6)
+    pairs = list(zip(train["images"], train["ids"]))
+    loader = torch.utils.data.DataLoader(pairs, batch_sampler=sampler, collate_fn=collate, num_workers=3,
+                                         persistent_workers=True, pin_memory=dev == "cuda")
+    total_steps = budget.get("samples", 0) // bs
+    seen, step, epoch, start, skipped = 0, 0, 0, time.time(), 0
+
+    def progress():
+        return step / total_steps if total_steps else (time.time() - start) / budget["seconds"]
+
+    while progress() < 1:
+        sampler.set_epoch(epoch)
+        for b in loader:
+            warm = min(1.0, (step + 1) / 300)
+            for g in opt.param_groups:
+                g["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * min(1.0, progress())))
+            b = [t.to(dev, non_blocking=True) for t in b]
+            with torch.autocast(dev, dtype=torch.bfloat16):
+                loss, _ = m._loss(b, 0.1)
+            loss.backward()
+            if torch.isfinite(torch.nn.utils.clip_grad_norm_(m.parameters(), 5.0)):
+                opt.step()
+            else:
+                skipped += 1
+            opt.zero_grad(set_to_none=True)
+            seen += len(b[0]); step += 1
+            if progress() >= 1:
+                break
+        epoch += 1
+    seconds = time.time() - start
+    m.eval()
+    with torch.no_grad(), torch.autocast(dev, dtype=torch.bfloat16):
+        accs = [m._loss([t.to(dev) for t in b], 0.0)[1].item() for b in batches(val, 64, False, 0)]
+    score = lambda data, preds: round(corpus_bleu([[t.split()] for t in data["formulas"]], [p.split() for p in preds]), 4)
+    r = {"name": name, "model": model, "batch": bs, "lr": lr, "samples": seen, "steps": step, "epochs": round(epoch, 1),
+         "seconds": round(seconds, 1), "skipped_steps": skipped, "params": sum(p.numel() for p in m.parameters()),
+         "val_token_acc": round(sum(accs) / len(accs), 4)}
+    for d, data in [("synthetic_test", test)] + sorted(reals.items()):
+        r[f"{d}_greedy"] = score(data, decode_all(m.net, data["images"], tokens, dev))
+        r[f"{d}_beam3"] = score(data, beam(m.net, data["images"], tokens, dev))
+    print(json.dumps(r), flush=True)
+    Path(out, f"{name}.json").write_text(json.dumps(r) + "\n")
+
+
+def rate(names):
+    """CPU training samples/s and steps/s of each variant's model at batch 12, bf16, on the same 40 batches."""
+    tokens = Vocabulary.load("gpu/vocab.json").tokens
+    data = list(batches(load("train"), 12, True, 1))[:43]
+    for name in names:
+        torch.manual_seed(0)
+        m = Im2LatexModule(tokens, VARIANTS[name][0], 1e-3, 0.01, 300, 1000, 0.1).train()
+        opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+        for n, b in enumerate(data):
+            if n == 3:  # the first steps warm up the allocator
+                seen, start = 0, time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = m._loss(b, 0.1)[0]
+            loss.backward(); opt.step(); opt.zero_grad()
+            seen = seen + len(b[0]) if n >= 3 else 0
+        seconds = time.perf_counter() - start
+        print(name, round(seen / seconds, 1), "samples/s", round((len(data) - 3) / seconds, 2), "steps/s", flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*", default=list(VARIANTS))
+    p.add_argument("--rate", action="store_true", help="measure CPU samples/s instead")
+    p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    out, smoke = os.environ.get("OUT", "/tmp"), os.environ.get("SMOKE") == "1"
+    if a.rate:
+        return rate(a.names)
+    if a.one:
+        return run(a.names[0], out, smoke)
+    procs = [subprocess.Popen([sys.executable, __file__, "--one", n], stdout=open(f"{out}/{n}.log", "w"), stderr=subprocess.STDOUT)
+             for n in a.names]
+    for proc in procs:
+        proc.wait()
+    results = [json.loads(Path(out, f"{n}.json").read_text()) for n in a.names if Path(out, f"{n}.json").exists()]
+    Path(out, "limits.json").write_text(json.dumps(results, indent=1) + "\n")
+    for r in results:
+        print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()
