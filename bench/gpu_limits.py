@@ -18,7 +18,6 @@ sys.path.insert(0, os.getcwd())
 from bench.gpu_sweep import batches, decode_all, load
 from im2latex.data.dataset import BucketBatchSampler, collate
 from im2latex.data.vocab import Vocabulary
-from im2latex.model.inputs import to_batch
 from im2latex.training import Im2LatexModule
 
 CPU_MODEL = dict(d_model=128, heads=4, layers=2, ff=512, dropout=0.0, encoder_channels=16, max_len=160)
@@ -32,20 +31,6 @@ VARIANTS = {  # name: model, batch, lr, budget (samples or seconds)
     "cpu_model_b48_long": (CPU_MODEL, 48, 3e-3, dict(seconds=LONG_S)),
     "wide_b48_long": (WIDE, 48, 1e-3, dict(seconds=LONG_S)),
 }
-
-
-def beam(net, images, tokens, dev, width=3, bs=64):
-    order = sorted(range(len(images)), key=lambda i: images[i].shape)
-    out = [""] * len(images)
-    for k in range(0, len(order), bs):
-        chunk = order[k:k + bs]
-        x = to_batch([torch.from_numpy(images[i]) for i in chunk]).to(dev)
-        with torch.no_grad(), torch.autocast(dev, dtype=torch.bfloat16):
-            ids = net.beam_search(x, width)
-        for i, row in zip(chunk, ids.tolist()):
-            row = row[:row.index(2)] if 2 in row else row
-            out[i] = " ".join(tokens[t] for t in row if t > 2)
-    return out
 
 
 def run(name, out, smoke):
@@ -101,7 +86,7 @@ def run(name, out, smoke):
          "val_token_acc": round(sum(accs) / len(accs), 4)}
     for d, data in [("synthetic_test", test)] + sorted(reals.items()):
         r[f"{d}_greedy"] = score(data, decode_all(m.net, data["images"], tokens, dev))
-        r[f"{d}_beam3"] = score(data, beam(m.net, data["images"], tokens, dev))
+        r[f"{d}_beam3"] = score(data, decode_all(m.net, data["images"], tokens, dev, width=3))
     print(json.dumps(r), flush=True)
     Path(out, f"{name}.json").write_text(json.dumps(r) + "\n")
 

@@ -87,14 +87,14 @@ def batches(data, bs, shuffle, seed, epoch=0, curriculum=0):
         yield collate([(data["images"][i], data["ids"][i]) for i in b])
 
 
-def decode_all(net, images, tokens, dev, bs=64):
+def decode_all(net, images, tokens, dev, bs=64, width=1):
     order = sorted(range(len(images)), key=lambda i: images[i].shape)
     out = [""] * len(images)
     for k in range(0, len(order), bs):
         chunk = order[k:k + bs]
         x = to_batch([torch.from_numpy(images[i]) for i in chunk]).to(dev)
         with torch.no_grad(), torch.autocast(dev, dtype=torch.bfloat16):
-            ids = net.greedy(x)
+            ids = net.greedy(x) if width == 1 else net.beam_search(x, width)
         for i, row in zip(chunk, ids.tolist()):
             out[i] = " ".join(tokens[t] for t in row[:row.index(2)] if t > 2) if 2 in row else " ".join(tokens[t] for t in row if t > 2)
     return out
