@@ -19,6 +19,7 @@ from im2latex import Im2LatexError
 from im2latex.data.rendering import LATEX_TIMEOUT_S, failed_formulas, page_count, preamble, require_latex
 from im2latex.files import atomic_file
 from im2latex.metrics import score
+from im2latex.model.inputs import resize
 
 
 def predict_all(predict: Callable[[list[np.ndarray]], list[str]], images: list[np.ndarray], batch_size: int) -> list[str]:
@@ -146,13 +147,7 @@ def rescale(images: list[np.ndarray], factor: float) -> list[np.ndarray]:
     test split read at evaluate.read_scale, as the exported reader reads an image from the wild."""
     if abs(factor - 1.0) <= 0.02:
         return images
-    out = []
-    for image in tensor_images(images):
-        size = [max(1, round(image.shape[0] * factor)), max(1, round(image.shape[1] * factor))]
-        resized = torch.nn.functional.interpolate(image[None, None].float(), size=size, mode="bilinear", antialias=True,
-                                                  align_corners=False)
-        out.append(resized[0, 0].round().clamp(0, 255).to(torch.uint8).numpy())
-    return out
+    return [resize(image.float(), factor).round().clamp(0, 255).to(torch.uint8).numpy() for image in tensor_images(images)]
 
 
 def is_im2latex_layout(folder: Path, split: str, formulas: Path | None) -> bool:

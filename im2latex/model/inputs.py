@@ -44,6 +44,14 @@ def glyph_size(ink: Tensor, max_pixels: int = 120000) -> float:
     return float(torch.quantile(heights.float(), 0.75))
 
 
+def resize(image: Tensor, scale: float) -> Tensor:
+    """A float (H, W) image resized by `scale` (bilinear, antialiased); within 2% of 1 it is left as it is."""
+    if abs(scale - 1.0) <= 0.02:
+        return image
+    size = [max(1, int(round(image.shape[0] * scale))), max(1, int(round(image.shape[1] * scale)))]
+    return F.interpolate(image[None, None], size=size, mode="bilinear", antialias=True, align_corners=False)[0, 0]
+
+
 def prepare(image: Tensor, threshold: int, pad: int, glyph_height: float) -> Tensor:
     """uint8 grayscale (H, W) -> uint8 (h, w): cropped to the pixels darker than `threshold`, resized so
     that its glyph size (`glyph_size`) is `glyph_height` pixels (0: not resized), padded with `pad` white pixels.
@@ -57,10 +65,7 @@ def prepare(image: Tensor, threshold: int, pad: int, glyph_height: float) -> Ten
     if glyph_height > 0:
         measured = glyph_size(ink[top:bottom, left:right])
         scale = min(4.0, max(0.2, glyph_height / measured)) if measured > 0 else 1.0
-        if abs(scale - 1.0) > 0.02:
-            h, w = crop.shape[0], crop.shape[1]
-            size = [max(1, int(round(h * scale))), max(1, int(round(w * scale)))]
-            crop = F.interpolate(crop[None, None], size=size, mode="bilinear", antialias=True, align_corners=False)[0, 0]
+        crop = resize(crop, scale)
     crop = F.pad(crop[None, None], [pad, pad, pad, pad], mode="constant", value=255.0)
     return crop[0, 0].round().clamp(0, 255).to(torch.uint8)
 
