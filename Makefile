@@ -16,7 +16,10 @@ test: install tex browser docker-engine
 install: $(VENV)/.installed
 
 # requirements.txt pins every package, torch==2.14.1 and torchvision==0.29.1 among them, so pip never resolves another torch
+# torch's Linux build brings CUDA: the environment takes about 6 GB, so a short disk stops here, saying so
 $(VENV)/.installed: requirements.txt pyproject.toml
+	@test -x $(PY) && $(PY) -c "import torch" 2>/dev/null || { free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+		[ "$$free" -ge 7 ] || { echo "installing needs about 7 GB free on this disk and it has $$free GB: free some space, then run make again" >&2; exit 1; }; }
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
