@@ -1,5 +1,6 @@
-"""Benchmark: training samples/s, and greedy / beam latency per image (eager vs TorchScript, with and
-without the decoder's key/value cache). Prints the figures and writes them as JSON.
+"""Benchmark: training samples/s, greedy / beam latency per image (eager vs TorchScript, with and without
+the decoder's key/value cache), and the exported file's whole read of one image. Prints the figures and
+writes them as JSON.
 
     python bench/bench_model.py [--images 20] [--steps 20] [--out bench/results.json]
 
@@ -84,6 +85,9 @@ def main() -> None:
                 results["latency_ms_per_image"][f"greedy, {key}"] = round(latency_ms(lambda x: model.greedy(x, 0, cache), images), 1)
                 results["latency_ms_per_image"][f"beam {width}, {key}"] = round(
                     latency_ms(lambda x: model.beam_search(x, width, 0, cache), images), 1)
+        # what a user waits for: the exported file's read (prepare at each reading size, decode, confidence)
+        raw = [torch.from_numpy(i) for i in test.images[:args.images]]
+        results[f"read_ms_per_image, {len(scripted.glyph_heights)} reading sizes"] = round(latency_ms(lambda x: scripted.read([x]), raw), 1)
     print(json.dumps(results, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

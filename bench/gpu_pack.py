@@ -1,9 +1,9 @@
 """Pack what bench/bench_gpu.py needs into one small folder that a GPU machine can be sent: a slice of
 the preprocessed training split, the validation and test splits, the vocabulary, and any labelled folders
-of real images, prepared as the exported model reads them (glyphs preprocess.glyph_height x evaluate.read_scale
-tall; the test split is resized by the same factor, as the evaluate stage does).
+of real images, prepared as the exported model reads them at one size (glyphs preprocess.glyph_height x
+--read-scale tall; the test split is resized by the same factor, as the evaluate stage does).
 
-    python bench/gpu_pack.py --out gpu [--train 14000] [--folder DIR ...]"""
+    python bench/gpu_pack.py --out gpu [--train 14000] [--read-scale 1.2] [--folder DIR ...]"""
 import argparse
 import dataclasses
 import gzip
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from im2latex.config import EvaluateConfig, PreprocessConfig, load_section
+from im2latex.config import PreprocessConfig, load_section
 from im2latex.data.preprocessing import load_image, load_split
 from im2latex.evaluation import read_labelled_folder, rescale
 from im2latex.model.inputs import prepare
@@ -31,10 +31,11 @@ def main() -> None:
     parser.add_argument("--vocab", type=Path, default=Path("data/vocab.json"))
     parser.add_argument("--train", type=int, default=14000, help="training samples to pack (the transfer is capped at 64 MiB)")
     parser.add_argument("--folder", type=Path, nargs="*", default=[], help="labelled folders (N.png + formulas.lst) to score")
+    parser.add_argument("--read-scale", type=float, default=1.2, help="one reading size, relative to preprocess.glyph_height")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     prep = load_section(args.params, "preprocess", PreprocessConfig)
-    scale = load_section(args.params, "evaluate", EvaluateConfig).read_scale
+    scale = args.read_scale
     args.out.mkdir(parents=True, exist_ok=True)
     train = dataclasses.asdict(load_split(args.data / "train.pkl"))
     dump({k: v[:args.train] for k, v in train.items()}, args.out / "train.pkl.gz")

@@ -126,7 +126,7 @@ class TrainConfig:
 @dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
     beam_width: int  # 1 = greedy
-    read_scale: float  # images are read with glyphs read_scale x preprocess.glyph_height tall (evaluate, export, serve)
+    read_scales: list[float]  # images are read with glyphs s x preprocess.glyph_height tall for each s, the most confident reading wins (evaluate, export, serve)
     batch_size: int
     examples: int  # worst and best examples drawn in the picture
     folders: list[str]  # extra labelled folders (N.png + formulas.lst, or IM2LATEX-100K layout) scored too

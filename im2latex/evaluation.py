@@ -144,7 +144,7 @@ def tensor_images(images: list[np.ndarray]) -> list[torch.Tensor]:
 
 def rescale(images: list[np.ndarray], factor: float) -> list[np.ndarray]:
     """Prepared images (glyphs preprocess.glyph_height tall) resized by `factor`, as `prepare` resizes: the
-    test split read at evaluate.read_scale, as the exported reader reads an image from the wild."""
+    test split read at each of evaluate.read_scales, as the exported reader reads an image from the wild."""
     if abs(factor - 1.0) <= 0.02:
         return images
     return [resize(image.float(), factor).round().clamp(0, 255).to(torch.uint8).numpy() for image in tensor_images(images)]

@@ -11,19 +11,21 @@ import torch
 from torch import Tensor, nn
 
 from im2latex import Im2LatexError
-from im2latex.model.inputs import prepare, to_batch
+from im2latex.model.inputs import prepare_sizes, to_batch
 from im2latex.data.vocab import strip_specials
 from im2latex.model.network import Im2LatexNet, teacher_forcing
 
 
 class FormulaReader(nn.Module):
     """forward(images): uint8 grayscale images (H, W) of any size -> LaTeX strings (space-separated tokens).
-    A blank image gives an empty string."""
+    A blank image gives an empty string. Each image is read at every size in `glyph_heights` (glyph sizes in
+    pixels), and the reading the network is most confident of wins."""
 
-    def __init__(self, net: Im2LatexNet, tokens: List[str], threshold: int, pad: int, glyph_height: float, beam_width: int):
+    def __init__(self, net: Im2LatexNet, tokens: List[str], threshold: int, pad: int, glyph_heights: List[float],
+                 beam_width: int):
         super().__init__()
         self.net, self.tokens = net, tokens
-        self.threshold, self.pad, self.glyph_height, self.beam_width = threshold, pad, glyph_height, beam_width
+        self.threshold, self.pad, self.glyph_heights, self.beam_width = threshold, pad, glyph_heights, beam_width
 
     @torch.jit.export
     def decode(self, batch: Tensor, beam_width: int) -> List[List[int]]:
@@ -50,21 +52,38 @@ class FormulaReader(nn.Module):
         return (picked.sum(1) / mask.sum(1)).exp().tolist()
 
     @torch.jit.export
+    def decode_best(self, batches: List[Tensor]) -> Tuple[List[List[int]], List[float]]:
+        """The same images prepared at several sizes, a batch per size -> per image, the token ids of the
+        reading with the highest confidence, and that confidence."""
+        best: List[List[int]] = []
+        scores: List[float] = []
+        for batch in batches:
+            ids = self.decode(batch, self.beam_width)
+            for n, score in enumerate(self.confidence(batch, ids)):
+                if n == len(best):
+                    best.append(ids[n])
+                    scores.append(score)
+                elif score > scores[n]:
+                    best[n] = ids[n]
+                    scores[n] = score
+        return best, scores
+
+    @torch.jit.export
     def read(self, images: List[Tensor]) -> Tuple[List[str], List[float]]:
         """LaTeX and confidence of each image; a blank image gives "" with confidence 0."""
-        prepared: List[Tensor] = []
+        sizes: List[List[Tensor]] = [[] for _ in self.glyph_heights]
         where: List[int] = []
         for n, image in enumerate(images):
-            p = prepare(image, self.threshold, self.pad, self.glyph_height)
-            if p.numel() > 0:
-                prepared.append(p)
+            prepared = prepare_sizes(image, self.threshold, self.pad, self.glyph_heights)
+            if prepared[0].numel() > 0:
+                for k, p in enumerate(prepared):
+                    sizes[k].append(p)
                 where.append(n)
         texts = ["" for _ in images]
         scores = [0.0 for _ in images]
-        if len(prepared) > 0:
-            batch = to_batch(prepared)
-            ids = self.decode(batch, self.beam_width)
-            for n, row, score in zip(where, ids, self.confidence(batch, ids)):
+        if len(where) > 0:
+            ids, confidences = self.decode_best([to_batch(prepared) for prepared in sizes])
+            for n, row, score in zip(where, ids, confidences):
                 texts[n] = self.to_text(row)
                 scores[n] = score
         return texts, scores
@@ -104,16 +123,24 @@ def _relative_source_names():
             module.get_source_lines_and_file = original
 
 
-def script(net: Im2LatexNet, tokens: list[str], threshold: int, pad: int, glyph_height: float,
+def reading_sizes(glyph_height: float, read_scales: list[float]) -> list[float]:
+    """The glyph sizes the reader reads an image at: the training size (preprocess.glyph_height) times each
+    of evaluate.read_scales."""
+    if not read_scales or min(read_scales) <= 0:
+        raise Im2LatexError(f"params.yaml: evaluate.read_scales must list one or more positive factors, got {read_scales!r}")
+    return [glyph_height * scale for scale in read_scales]
+
+
+def script(net: Im2LatexNet, tokens: list[str], threshold: int, pad: int, glyph_heights: list[float],
            beam_width: int) -> torch.jit.ScriptModule:
     with warnings.catch_warnings(), _relative_source_names():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated for torch.export, which cannot hold a decoding loop
-        return torch.jit.script(FormulaReader(net.eval(), tokens, threshold, pad, glyph_height, beam_width))
+        return torch.jit.script(FormulaReader(net.eval(), tokens, threshold, pad, glyph_heights, beam_width))
 
 
 def check_parity(net: Im2LatexNet, scripted: torch.jit.ScriptModule, batches: list[Tensor], beam_width: int) -> int:
     """Compare scripted and eager decoding token for token; raises on the first mismatch. Returns images checked."""
-    eager = FormulaReader(net.eval(), [], 0, 0, 1.0, beam_width)
+    eager = FormulaReader(net.eval(), [], 0, 0, [1.0], beam_width)
     checked = 0
     for batch in batches:
         a, b = eager.decode(batch, beam_width), scripted.decode(batch, beam_width)

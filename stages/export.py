@@ -7,7 +7,7 @@ from im2latex.config import EvaluateConfig, ExportConfig, PreprocessConfig, load
 from im2latex.console import run_stage
 from im2latex.data.preprocessing import load_split
 from im2latex.evaluation import tensor_images
-from im2latex.export import check_parity, script
+from im2latex.export import check_parity, reading_sizes, script
 from im2latex.files import atomic_file
 from im2latex.model.inputs import to_batch
 from im2latex.model.network import load_model
@@ -20,7 +20,7 @@ def main(params: str, split: str, weights: str, out: str) -> None:
     beam_width = evaluate.beam_width
     net, tokens = load_model(weights)
     images = tensor_images(load_split(split).images[:cfg.parity_samples])
-    scripted = script(net, tokens, prep.threshold, prep.pad, prep.glyph_height * evaluate.read_scale, beam_width)
+    scripted = script(net, tokens, prep.threshold, prep.pad, reading_sizes(prep.glyph_height, evaluate.read_scales), beam_width)
     checked = check_parity(net, scripted, [to_batch(images[i:i + 8]) for i in range(0, len(images), 8)], beam_width)
     with atomic_file(out, "wb") as f:
         torch.jit.save(scripted, f)

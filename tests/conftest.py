@@ -35,7 +35,7 @@ def model_file(tiny_dataset, tmp_path_factory) -> Path:
     torch.manual_seed(0)
     net = Im2LatexNet(vocab.tokens, d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12)
     path = tmp_path_factory.mktemp("model") / "model.pt"
-    script(net, vocab.tokens, threshold=200, pad=4, glyph_height=10.0, beam_width=1).save(str(path))
+    script(net, vocab.tokens, threshold=200, pad=4, glyph_heights=[10.0], beam_width=1).save(str(path))
     return path
 
 

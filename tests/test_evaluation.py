@@ -35,8 +35,8 @@ def test_a_clean_chunk_is_one_latex_run(monkeypatch):
 
 
 def test_the_test_split_is_read_at_the_size_the_exported_reader_reads(tiny_dataset):
-    """The evaluate stage rescales the prepared test images by evaluate.read_scale; the exported reader prepares
-    an image at glyph_height x read_scale: both must give the network the same size."""
+    """The evaluate stage rescales the prepared test images by each of evaluate.read_scales; the exported reader
+    prepares an image at glyph_height x each scale: both must give the network the same size."""
     import numpy as np
     import torch
 

@@ -15,7 +15,7 @@ from im2latex.model.network import Im2LatexNet
 tokens = ["<pad>", "<s>", "</s>", "<unk>", "x", "y", "+"]
 torch.manual_seed(0)
 net = Im2LatexNet(tokens, d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12)
-torch.jit.save(script(net, tokens, 200, 4, 0.75, 1), sys.argv[1])
+torch.jit.save(script(net, tokens, 200, 4, [0.75], 1), sys.argv[1])
 """
 
 
@@ -38,3 +38,15 @@ def test_two_checkouts_at_different_paths_export_byte_identical_files(tmp_path):
     for path in (str(tmp_path), sys.prefix, str(Path(im2latex.__file__).parents[1]), os.path.expanduser("~")):
         assert path.encode() not in content
     assert b"im2latex/export.py" in content
+
+
+def test_reading_sizes_are_the_training_size_times_each_scale_and_refuse_none():
+    import pytest
+
+    from im2latex import Im2LatexError
+    from im2latex.export import reading_sizes
+
+    assert reading_sizes(13.0, [1.0, 1.5]) == [13.0, 19.5]
+    for bad in ([], [1.2, 0.0], [-1.0]):
+        with pytest.raises(Im2LatexError, match="evaluate.read_scales must list one or more positive factors"):
+            reading_sizes(13.0, bad)

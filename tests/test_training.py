@@ -47,13 +47,13 @@ def test_tiny_model_overfits_a_handful_to_exact_match(handful, tmp_path):
     train(handful / "pre", handful / "vocab.json", MODEL, TRAIN, tmp_path / "w.pt", tmp_path / "live", tmp_path / "ck")
     net, tokens = load_model(tmp_path / "w.pt")
     data = load_split(handful / "pre" / "test.pkl")
-    reader = FormulaReader(net, tokens, 0, 0, 1.0, 1)
+    reader = FormulaReader(net, tokens, 0, 0, [1.0], 1)
     predictions = [reader.to_text(ids) for ids in reader.decode(to_batch(tensor_images(data.images)), 1)]
     assert predictions == data.formulas
     assert (tmp_path / "live" / "metrics.json").is_file()  # DVCLive curves
 
     # the TorchScript file reads the raw rendered PNGs (its own cropping and padding) to the same formulas
-    scripted = script(net, tokens, PREPROCESS.threshold, PREPROCESS.pad, PREPROCESS.glyph_height, beam_width=2)
+    scripted = script(net, tokens, PREPROCESS.threshold, PREPROCESS.pad, [PREPROCESS.glyph_height], beam_width=2)
     scripted.save(str(tmp_path / "model.pt"))
     loaded = torch.jit.load(str(tmp_path / "model.pt"))
     raw = [torch.from_numpy(load_image(handful / "raw" / layout.IMAGES / f"{n}.png")) for n in data.names]
@@ -61,6 +61,12 @@ def test_tiny_model_overfits_a_handful_to_exact_match(handful, tmp_path):
     texts, scores = loaded.read(raw + [torch.full((20, 20), 255, dtype=torch.uint8)])
     assert texts == data.formulas + [""] and min(scores[:4]) > 0.5 and scores[4] == 0.0  # confident; blank
     assert check_parity(net, loaded, [to_batch(tensor_images(data.images))], beam_width=2) == 4
+
+    # read at several sizes, the most confident reading wins: a size that garbles every formula changes nothing
+    garbled, low = script(net, tokens, PREPROCESS.threshold, PREPROCESS.pad, [3.0], 2).read(raw)
+    assert garbled != data.formulas and max(low) < min(scores[:4])
+    for sizes in ([3.0, PREPROCESS.glyph_height], [PREPROCESS.glyph_height, 3.0]):
+        assert script(net, tokens, PREPROCESS.threshold, PREPROCESS.pad, sizes, 2).read(raw) == (data.formulas, scores[:4])
 
 
 def test_only_training_batches_follow_the_curriculum(handful):

@@ -56,18 +56,26 @@ def prepare(image: Tensor, threshold: int, pad: int, glyph_height: float) -> Ten
     """uint8 grayscale (H, W) -> uint8 (h, w): cropped to the pixels darker than `threshold`, resized so
     that its glyph size (`glyph_size`) is `glyph_height` pixels (0: not resized), padded with `pad` white pixels.
     A blank image gives a (0, 0) tensor."""
+    return prepare_sizes(image, threshold, pad, [glyph_height])[0]
+
+
+def prepare_sizes(image: Tensor, threshold: int, pad: int, glyph_heights: List[float]) -> List[Tensor]:
+    """`prepare` at each of `glyph_heights`, the crop and the glyph size computed once."""
     ink = image < threshold
     rows, cols = ink.any(1).nonzero(), ink.any(0).nonzero()
     if rows.numel() == 0:
-        return image[:0, :0]
+        return [image[:0, :0] for _ in glyph_heights]
     top, bottom, left, right = int(rows[0, 0]), int(rows[-1, 0]) + 1, int(cols[0, 0]), int(cols[-1, 0]) + 1
     crop = image[top:bottom, left:right].float()
-    if glyph_height > 0:
-        measured = glyph_size(ink[top:bottom, left:right])
-        scale = min(4.0, max(0.2, glyph_height / measured)) if measured > 0 else 1.0
-        crop = resize(crop, scale)
-    crop = F.pad(crop[None, None], [pad, pad, pad, pad], mode="constant", value=255.0)
-    return crop[0, 0].round().clamp(0, 255).to(torch.uint8)
+    measured = glyph_size(ink[top:bottom, left:right]) if max(glyph_heights) > 0 else 0.0
+    out: List[Tensor] = []
+    for glyph_height in glyph_heights:
+        resized = crop
+        if glyph_height > 0:
+            resized = resize(crop, min(4.0, max(0.2, glyph_height / measured)) if measured > 0 else 1.0)
+        padded = F.pad(resized[None, None], [pad, pad, pad, pad], mode="constant", value=255.0)
+        out.append(padded[0, 0].round().clamp(0, 255).to(torch.uint8))
+    return out
 
 
 def to_batch(images: List[Tensor]) -> Tensor:

@@ -51,7 +51,7 @@ class NetworkLimits:
         with torch.no_grad():
             cells = encoder(torch.zeros(1, 1, 64, 64)).shape[1]  # (64 / stride) ** 2 features
         stride = 64 // math.isqrt(cells)
-        return cls(reader.threshold, reader.pad, reader.glyph_height,
+        return cls(reader.threshold, reader.pad, max(reader.glyph_heights),
                    stride * int(encoder.pos_y.shape[0]), stride * int(encoder.pos_x.shape[0]))
 
     def check(self, image: torch.Tensor, number: int) -> None:
