@@ -101,6 +101,7 @@ class ModelConfig:
     dropout: float
     encoder_channels: int  # width of the first ResNet stage (then x2, then d_model)
     encoder_positions: int  # positions per side of the encoder's 2-D table: images up to 8x this many pixels
+    encoder_layers: int  # self-attention layers over the encoder's cells (heads and ff as the decoder's)
     max_len: int  # longest output, in tokens
 
 

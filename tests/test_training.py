@@ -19,7 +19,8 @@ from im2latex.model.network import load_model
 from im2latex.training import train
 from tests.conftest import PREPROCESS
 
-MODEL = ModelConfig(d_model=64, heads=4, layers=2, ff=128, dropout=0.0, encoder_channels=8, max_len=16, encoder_positions=64)
+MODEL = ModelConfig(d_model=64, heads=4, layers=2, ff=128, dropout=0.0, encoder_channels=8, max_len=16, encoder_positions=64,
+                    encoder_layers=1)
 TRAIN = TrainConfig(seed=0, batch_size=4, lr=5.0e-3, weight_decay=0.0, warmup_steps=10, label_smoothing=0.0,
                     max_epochs=60, curriculum=1, grad_clip=1.0, max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1,
                     strategy="auto", workers=0)
@@ -182,7 +183,7 @@ def test_checkpoint_key_follows_the_data_content_not_its_size_and_the_code(tmp_p
     from im2latex.training import checkpoint_key
 
     model = ModelConfig(d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12,
-                        encoder_positions=64)
+                        encoder_positions=64, encoder_layers=0)
     cfg = TrainConfig(seed=0, batch_size=4, lr=1e-3, weight_decay=0.0, warmup_steps=1, label_smoothing=0.0, max_epochs=1,
                       curriculum=0, grad_clip=0.0, max_minutes=0.0, precision="32-true", accelerator="cpu", devices=1, strategy="auto", workers=0)
     vocab = Vocabulary(SPECIALS + ["x"])

@@ -43,10 +43,19 @@ def sinusoid(positions: int, channels: int) -> Tensor:
     return table
 
 
-class Encoder(nn.Module):
-    """Grayscale image (B, 1, H, W), ink = 1 -> features (B, H/8 * W/8, d_model) with 2-D positions."""
+def cell_bias(images: Tensor) -> Tensor:
+    """Attention bias (B, 1, 1, h * w) over the encoder's grid of cells: -inf on the cells lying wholly in
+    batch padding (pixels below 0, see to_batch), so a short formula reads the same alone as beside a wide
+    one. The cells: a 2x2 max pool, then two stride-2 convolutions centred on even pixels."""
+    inside = F.max_pool2d((images[:, :1] >= 0).float(), 2)[:, :, ::4, ::4]
+    return torch.zeros_like(inside).masked_fill(inside == 0, float("-inf")).flatten(1)[:, None, None, :]
 
-    def __init__(self, channels: int, d_model: int, max_side: int):
+
+class Encoder(nn.Module):
+    """Grayscale image (B, 1, H, W), ink = 1 -> features (B, H/8 * W/8, d_model) with 2-D positions, then
+    `layers` self-attention layers over them: each cell sees the whole formula before the decoder reads it."""
+
+    def __init__(self, channels: int, d_model: int, max_side: int, layers: int = 0, heads: int = 4, ff: int = 512):
         super().__init__()
         c = channels
 
@@ -61,13 +70,19 @@ class Encoder(nn.Module):
         half = d_model // 2
         self.register_buffer("pos_y", sinusoid(max_side, half), persistent=False)
         self.register_buffer("pos_x", sinusoid(max_side, d_model - half), persistent=False)
+        self.layers = nn.ModuleList([EncoderLayer(d_model, heads, ff) for _ in range(layers)])
 
     def forward(self, images: Tensor) -> Tensor:
         features = self.cnn(images.clamp(min=0.0))  # (B, d, h, w); batch padding reads as background
         b, d, h, w = features.shape
         pos = torch.cat([self.pos_y[:h, None, :].expand(h, w, self.pos_y.shape[1]),
                          self.pos_x[None, :w, :].expand(h, w, self.pos_x.shape[1])], dim=-1)
-        return features.permute(0, 2, 3, 1).reshape(b, h * w, d) + pos.reshape(1, h * w, d)
+        x = features.permute(0, 2, 3, 1).reshape(b, h * w, d) + pos.reshape(1, h * w, d)
+        if len(self.layers) > 0:
+            bias = cell_bias(images)
+            for layer in self.layers:
+                x = layer(x, bias)
+        return x
 
 
 class Attention(nn.Module):
@@ -102,6 +117,22 @@ class Attention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(b, n, h * dh))
 
 
+class EncoderLayer(nn.Module):
+    """Pre-norm self-attention and feed-forward over the encoder's cells (padding cells hidden by `bias`)."""
+
+    def __init__(self, d_model: int, heads: int, ff: int):
+        super().__init__()
+        self.attn = Attention(d_model, heads, 0.0)
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(nn.Linear(d_model, ff), nn.GELU(), nn.Linear(ff, d_model))
+
+    def forward(self, x: Tensor, bias: Tensor) -> Tensor:
+        h = self.norm1(x)
+        k, v = self.attn.keys_values(h)
+        x = x + self.attn(h, k, v, False, bias)
+        return x + self.ff(self.norm2(x))
+
+
 class DecoderLayer(nn.Module):
     def __init__(self, d_model: int, heads: int, ff: int, dropout: float):
         super().__init__()
@@ -127,11 +158,11 @@ class Im2LatexNet(nn.Module):
     """The whole network. `tokens` (the vocabulary) is kept so decoding can forbid unbalanced braces."""
 
     def __init__(self, tokens: List[str], d_model: int, heads: int, layers: int, ff: int, dropout: float,
-                 encoder_channels: int, max_len: int, encoder_positions: int = 512):
+                 encoder_channels: int, max_len: int, encoder_positions: int = 512, encoder_layers: int = 0):
         super().__init__()
         self.max_len, self.d_model = max_len, d_model
         self.pad_id, self.start_id, self.end_id, self.max_run = PAD, START, END, MAX_RUN
-        self.encoder = Encoder(encoder_channels, d_model, encoder_positions)
+        self.encoder = Encoder(encoder_channels, d_model, encoder_positions, encoder_layers, heads, ff)
         self.embed = nn.Embedding(len(tokens), d_model)
         # scaled by sqrt(d_model) when used: unit-size embeddings that do not drown the positional encoding
         nn.init.normal_(self.embed.weight, std=d_model ** -0.5)
@@ -150,12 +181,9 @@ class Im2LatexNet(nn.Module):
 
     def encode(self, images: Tensor) -> List[Tuple[Tensor, Tensor, Tensor]]:
         """Memory keys/values of every decoder layer, computed once per image, each with the attention bias
-        (B, 1, 1, h * w) that hides the feature cells lying wholly in batch padding (pixels below 0, see
-        to_batch): a short formula reads the same alone as beside a wide one."""
+        that hides the feature cells lying in batch padding (cell_bias)."""
         memory = self.encoder(images)
-        # the cells of the encoder's grid: a 2x2 max pool, then two stride-2 convolutions centred on even pixels
-        inside = F.max_pool2d((images[:, :1] >= 0).float(), 2)[:, :, ::4, ::4]
-        bias = torch.zeros_like(inside).masked_fill(inside == 0, float("-inf")).flatten(1)[:, None, None, :]
+        bias = cell_bias(images)
         out: List[Tuple[Tensor, Tensor, Tensor]] = []
         for layer in self.layers:
             k, v = layer.cross_attn.keys_values(memory)

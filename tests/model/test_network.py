@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from im2latex.data.vocab import END, SPECIALS
@@ -7,9 +8,10 @@ from im2latex.model.network import MAX_RUN, Im2LatexNet
 TOKENS = SPECIALS + ["{", "}", r"\left(", r"\right)", "x", "y", "^", "_", r"\frac"]
 
 
-def make_net(max_len: int = 24, seed: int = 0) -> Im2LatexNet:
+def make_net(max_len: int = 24, seed: int = 0, encoder_layers: int = 1) -> Im2LatexNet:
     torch.manual_seed(seed)
-    return Im2LatexNet(TOKENS, d_model=32, heads=4, layers=2, ff=64, dropout=0.0, encoder_channels=8, max_len=max_len).eval()
+    return Im2LatexNet(TOKENS, d_model=32, heads=4, layers=2, ff=64, dropout=0.0, encoder_channels=8, max_len=max_len,
+                       encoder_layers=encoder_layers).eval()
 
 
 def test_shapes():
@@ -102,7 +104,8 @@ def test_no_token_but_a_brace_runs_longer_than_max_run():
     """A lost model writes `\\qquad \\qquad …` to max_len; decoding cuts such runs, but not nested groups."""
     x, y, brace = TOKENS.index("x"), TOKENS.index("y"), TOKENS.index("{")
     net, images = make_net(max_len=16), torch.rand(2, 1, 32, 64)
-    with torch.no_grad():  # a network that wants x, then y, and never to stop
+    with torch.no_grad():  # a network that wants x, then y, and never to stop, whatever the image
+        net.head.weight[:] = 0
         net.head.bias[:] = 0
         net.head.bias[x], net.head.bias[y], net.head.bias[END] = 30.0, 20.0, -30.0
         outputs = net.greedy(images).tolist() + net.beam_search(images, 3).tolist()
@@ -111,9 +114,11 @@ def test_no_token_but_a_brace_runs_longer_than_max_run():
         assert net.greedy(images).tolist() == [[brace] * 8 + [brace + 1] * 8] * 2
 
 
-def test_a_formula_reads_the_same_alone_as_beside_a_wider_one():
+@pytest.mark.parametrize("encoder_layers", [0, 1])
+def test_a_formula_reads_the_same_alone_as_beside_a_wider_one(encoder_layers):
+    """Padding cells are hidden from the decoder and from the encoder's self-attention."""
     for seed in range(3):
-        net, g = make_net(seed=seed), torch.Generator().manual_seed(seed)
+        net, g = make_net(seed=seed, encoder_layers=encoder_layers), torch.Generator().manual_seed(seed)
         short, wide = (torch.rand(24, 60, generator=g) * 255).byte(), (torch.rand(40, 400, generator=g) * 255).byte()
         tokens = torch.randint(0, len(TOKENS), (1, 9), generator=g)
         with torch.no_grad():
@@ -122,3 +127,17 @@ def test_a_formula_reads_the_same_alone_as_beside_a_wider_one():
             padding_as_ink_free_image = net(both.clamp(min=0), tokens.expand(2, 9))[0]  # what the decoder saw before
         assert (alone - beside).abs().max() < 0.01  # only the cells at the image's edge differ, through convolutions
         assert (alone - padding_as_ink_free_image).abs().max() > 0.05
+
+
+def test_encoder_self_attention_is_exported_and_reads_as_the_eager_network():
+    from im2latex.export import script
+    net = make_net(encoder_layers=1)
+    assert len(net.encoder.layers) == 1
+    scripted = script(net, TOKENS, 200, 4, [13.0], 3)
+    images = torch.rand(2, 1, 40, 120)
+    with torch.no_grad():
+        assert torch.equal(scripted.net.greedy(images), net.greedy(images))
+        assert torch.equal(scripted.net.beam_search(images, 3), net.beam_search(images, 3))
+        # the layer changes what the decoder reads: a network without it gives other logits
+        tokens = torch.randint(0, len(TOKENS), (2, 5))
+        assert not torch.allclose(net(images, tokens), make_net(encoder_layers=0)(images, tokens))
