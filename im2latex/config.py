@@ -116,7 +116,7 @@ class TrainConfig:
     max_epochs: int
     curriculum: int  # epochs that run from short formulas to long ones (0: none)
     grad_clip: float  # largest gradient norm; 0 for none
-    max_minutes: float  # wall-clock budget; 0 for none (a budget makes the result depend on the machine)
+    max_minutes: float  # wall-clock budget, the learning rate decays to fit it; 0 for none (a budget that binds makes the result depend on the machine)
     precision: str  # 32-true | bf16-mixed | 16-mixed
     accelerator: str  # auto | cpu | gpu
     devices: int

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Timer
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
@@ -22,7 +23,7 @@ from im2latex.model.network import Im2LatexNet, save_model
 
 log = logging.getLogger(__name__)
 # knobs that change how fast training runs, not what it computes: a checkpoint stays valid across them
-RUNTIME_ONLY = ("max_minutes", "accelerator", "workers")
+RUNTIME_ONLY = ("accelerator", "workers")
 # the code a run's checkpoints depend on: a change to it (say, to the batch order) must not resume an old run
 TRAINING_CODE = [Path(__file__), Path(__file__).parent / "data" / "dataset.py",
                  *sorted((Path(__file__).parent / "model").glob("*.py"))]
@@ -63,6 +64,14 @@ class Im2LatexModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["tokens"])  # the vocabulary is saved with the weights
         self.net = Im2LatexNet(tokens, **model)
         self.net.encoder.to(memory_format=torch.channels_last)  # about 25% faster convolutions on CPU
+        self.time_progress = 0.0  # share of train.max_minutes spent, 0 without a budget
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+        remaining = timer.time_remaining() if timer else None
+        if remaining is not None:
+            elapsed = timer.time_elapsed()
+            self.time_progress = elapsed / max(elapsed + remaining, 1e-9)
 
     def _loss(self, batch, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
         images, inputs, targets = batch
@@ -104,15 +113,19 @@ class Im2LatexModule(pl.LightningModule):
         rest = [p for n, p in self.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
                                        {"params": rest, "weight_decay": 0.0}], lr=self.hparams.lr)
-        warmup, total = self.hparams.warmup_steps, max(self.hparams.total_steps, self.hparams.warmup_steps + 1)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / (total - warmup))))
-
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(
+            step, self.hparams.warmup_steps, self.hparams.total_steps, self.time_progress))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def lr_factor(step: int, warmup: int, total: int, time_progress: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 0 over whichever runs out first: the steps or the time budget
+    (`time_progress`, the share of train.max_minutes spent). Where the machine keeps up with the budget this is
+    the plain step schedule; where it is slower, the decay speeds up so that the run still ends annealed."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = max((step - warmup) / max(total - warmup, 1), time_progress)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def file_md5(path: Path) -> str:
@@ -161,6 +174,10 @@ def train(data: str | Path, vocab_path: str | Path, model: ModelConfig, cfg: Tra
     if last.exists():
         log.info("resuming from %s", last)
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.exists() else None)
+    planned = steps_per_epoch * cfg.max_epochs
+    if cfg.max_minutes > 0 and trainer.global_step < planned and not trainer.interrupted:
+        log.warning("train.max_minutes (%g) ended training after %d of %d steps; the learning rate decayed to fit "
+                    "(0 lifts the budget: every step, whatever the time)", cfg.max_minutes, trainer.global_step, planned)
     if not all(torch.isfinite(p).all() for p in module.parameters()):
         raise Im2LatexError(f"training diverged: the weights are not finite (checkpoints in {folder}); lower train.lr")
     if trainer.is_global_zero:

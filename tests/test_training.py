@@ -1,5 +1,6 @@
 """Training end to end on tiny data: it learns, it resumes, and the export matches it."""
 import dataclasses
+import time
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,39 @@ def test_checkpoint_key_follows_the_data_content_not_its_size_and_the_code(tmp_p
     before = checkpoint_key(model, cfg, vocab, a)
     code.write_text("order = 'new'\n")
     assert checkpoint_key(model, cfg, vocab, a) != before
+
+
+def test_the_schedule_decays_over_whichever_runs_out_first_steps_or_time():
+    from im2latex.training import lr_factor
+
+    assert [lr_factor(s, 4, 104) for s in (0, 3)] == [0.25, 1.0]  # warm-up
+    steps_only = [lr_factor(s, 4, 104) for s in range(4, 105)]
+    assert steps_only[0] == 1.0 and steps_only[50] == pytest.approx(0.5) and steps_only[-1] == 0.0
+    assert all(a >= b for a, b in zip(steps_only, steps_only[1:]))
+    assert lr_factor(54, 4, 104, time_progress=0.2) == steps_only[50]  # on time: the step schedule, unchanged
+    assert lr_factor(54, 4, 104, time_progress=0.75) == pytest.approx(lr_factor(79, 4, 104))  # late: decays faster
+    assert lr_factor(54, 4, 104, time_progress=1.0) == 0.0
+
+
+class LearningRates(pl.Callback):
+    def __init__(self):
+        self.rates: list[float] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_a_time_budget_ends_training_in_time_with_the_learning_rate_decayed(handful, tmp_path, caplog):
+    rates, budget_s = LearningRates(), 4.0
+    cfg = dataclasses.replace(TRAIN, batch_size=1, max_epochs=100_000, max_minutes=budget_s / 60)
+    start = time.perf_counter()
+    train(handful / "pre", handful / "vocab.json", MODEL, cfg, tmp_path / "w.pt", tmp_path / "live", tmp_path / "ck",
+          callbacks=[rates])
+    assert time.perf_counter() - start < budget_s + 20  # the budget, plus start-up and saving
+    steps = len(rates.rates)
+    assert cfg.warmup_steps < steps < 4 * cfg.max_epochs and f"after {steps} of 400000 steps" in caplog.text
+    after_warmup = rates.rates[cfg.warmup_steps:]
+    assert max(rates.rates) == pytest.approx(cfg.lr, rel=0.05)  # peaked, then decayed to about zero in time
+    assert all(a >= b for a, b in zip(after_warmup, after_warmup[1:])) and after_warmup[-1] < 0.05 * cfg.lr
+    net, _ = load_model(tmp_path / "w.pt")
+    assert all(torch.isfinite(p).all() for p in net.parameters())
