@@ -50,11 +50,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/reading_sizes_results.json"))
     args = parser.parse_args()
     prep = load_section(args.params, "preprocess", PreprocessConfig)
-    beam = load_section(args.params, "evaluate", EvaluateConfig).beam_width
+    evaluate = load_section(args.params, "evaluate", EvaluateConfig)
+    beam = evaluate.beam_width
     net, tokens = load_model(args.weights)
     results = {"weights": str(args.weights), "beam_width": beam, "bleu4": {}}
     for folder in args.folders:
-        readings = Readings({s: FormulaReader(net, tokens, prep.threshold, prep.pad, [prep.glyph_height * s], beam)
+        readings = Readings({s: FormulaReader(net, tokens, prep.threshold, prep.pad, [prep.glyph_height * s], beam,
+                                                 evaluate.length_penalty)
                              for s in args.scales})
         combos = [c for k in range(1, len(args.scales) + 1) for c in itertools.combinations(args.scales, k)]
         results["bleu4"][str(folder)] = row = {}

@@ -127,6 +127,7 @@ class TrainConfig:
 @dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
     beam_width: int  # 1 = greedy
+    length_penalty: float  # beam hypotheses ranked by log-probability / ((5 + length) / 6) ** this; 0 = by the sum
     read_scales: list[float]  # images are read with glyphs s x preprocess.glyph_height tall for each s, the most confident reading wins (evaluate, export, serve)
     batch_size: int
     examples: int  # worst and best examples drawn in the picture

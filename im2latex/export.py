@@ -19,19 +19,21 @@ from im2latex.model.network import Im2LatexNet, teacher_forcing
 class FormulaReader(nn.Module):
     """forward(images): uint8 grayscale images (H, W) of any size -> LaTeX strings (space-separated tokens).
     A blank image gives an empty string. Each image is read at every size in `glyph_heights` (glyph sizes in
-    pixels), and the reading the network is most confident of wins."""
+    pixels), and the reading the network is most confident of wins. `length_penalty`: see Im2LatexNet.beam_search."""
 
     def __init__(self, net: Im2LatexNet, tokens: List[str], threshold: int, pad: int, glyph_heights: List[float],
-                 beam_width: int):
+                 beam_width: int, length_penalty: float = 0.0):
         super().__init__()
         self.net, self.tokens = net, tokens
         self.threshold, self.pad, self.glyph_heights, self.beam_width = threshold, pad, glyph_heights, beam_width
+        self.length_penalty = length_penalty
 
     @torch.jit.export
     def decode(self, batch: Tensor, beam_width: int) -> List[List[int]]:
         """Token ids for a prepared batch (B, 1, H, W): greedy when beam_width is 1."""
         with torch.no_grad():
-            ids = self.net.greedy(batch) if beam_width <= 1 else self.net.beam_search(batch, beam_width)
+            ids = self.net.greedy(batch) if beam_width <= 1 else self.net.beam_search(
+                batch, beam_width, length_penalty=self.length_penalty)
         rows: List[List[int]] = ids.tolist()
         return [strip_specials(row, self.net.end_id, [self.net.pad_id, self.net.start_id]) for row in rows]
 
@@ -132,15 +134,15 @@ def reading_sizes(glyph_height: float, read_scales: list[float]) -> list[float]:
 
 
 def script(net: Im2LatexNet, tokens: list[str], threshold: int, pad: int, glyph_heights: list[float],
-           beam_width: int) -> torch.jit.ScriptModule:
+           beam_width: int, length_penalty: float = 0.0) -> torch.jit.ScriptModule:
     with warnings.catch_warnings(), _relative_source_names():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated for torch.export, which cannot hold a decoding loop
-        return torch.jit.script(FormulaReader(net.eval(), tokens, threshold, pad, glyph_heights, beam_width))
+        return torch.jit.script(FormulaReader(net.eval(), tokens, threshold, pad, glyph_heights, beam_width, length_penalty))
 
 
 def check_parity(net: Im2LatexNet, scripted: torch.jit.ScriptModule, batches: list[Tensor], beam_width: int) -> int:
     """Compare scripted and eager decoding token for token; raises on the first mismatch. Returns images checked."""
-    eager = FormulaReader(net.eval(), [], 0, 0, [1.0], beam_width)
+    eager = FormulaReader(net.eval(), [], 0, 0, [1.0], beam_width, scripted.length_penalty)
     checked = 0
     for batch in batches:
         a, b = eager.decode(batch, beam_width), scripted.decode(batch, beam_width)

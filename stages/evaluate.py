@@ -17,7 +17,8 @@ def main(params: str, split: str, weights: str, metrics: str, predictions: str, 
     cfg = load_section(params, "evaluate", EvaluateConfig)
     prep = load_section(params, "preprocess", PreprocessConfig)
     net, tokens = load_model(weights)
-    reader = FormulaReader(net, tokens, prep.threshold, prep.pad, reading_sizes(prep.glyph_height, cfg.read_scales), cfg.beam_width)
+    reader = FormulaReader(net, tokens, prep.threshold, prep.pad, reading_sizes(prep.glyph_height, cfg.read_scales),
+                          cfg.beam_width, cfg.length_penalty)
     data = load_split(split)
 
     def read(batch: list) -> list[str]:  # prepared at the training size: read at each of the reader's sizes

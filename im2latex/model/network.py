@@ -257,8 +257,11 @@ class Im2LatexNet(nn.Module):
         return tokens[:, 1:]
 
     @torch.jit.export
-    def beam_search(self, images: Tensor, width: int, max_len: int = 0, use_cache: bool = True) -> Tensor:
-        """Beam search, batched over images and beams; returns the best hypothesis per image (B, L)."""
+    def beam_search(self, images: Tensor, width: int, max_len: int = 0, use_cache: bool = True,
+                    length_penalty: float = 0.0) -> Tensor:
+        """Beam search, batched over images and beams; returns the best hypothesis per image (B, L).
+        Hypotheses are ranked by their summed log-probability divided by ((5 + length) / 6) ** length_penalty
+        (GNMT's): 0 ranks by the sum, which favours finishing early; higher values favour longer readings."""
         max_len = max_len if max_len > 0 else self.max_len
         b, dev = images.shape[0], images.device
         memory = self.expand_memory(self.encode(images), torch.arange(b, device=dev).repeat_interleave(width))
@@ -268,6 +271,7 @@ class Im2LatexNet(nn.Module):
         done = torch.zeros(n, dtype=torch.bool, device=dev)
         scores = torch.zeros(b, width, device=dev)
         scores[:, 1:] = float("-inf")  # all beams start identical: keep one
+        lengths = torch.zeros(n, device=dev)  # tokens written by each beam, its end token included
         cache: List[Tuple[Tensor, Tensor]] = []
         vocab = int(self.delta.shape[0])
         for t in range(max_len):
@@ -277,18 +281,23 @@ class Im2LatexNet(nn.Module):
             finished = torch.full_like(logp, float("-inf"))
             finished[:, self.pad_id] = 0.0
             logp = torch.where(done[:, None], finished, logp)
-            total = (scores.reshape(n, 1) + logp).reshape(b, width * vocab)
-            scores, flat = total.topk(width, dim=-1)
+            total = scores.reshape(n, 1) + logp
+            grown = lengths + (~done).float()  # a finished beam keeps its length
+            ranked = total / ((5.0 + grown[:, None]) / 6.0) ** length_penalty if length_penalty != 0.0 else total
+            flat = ranked.reshape(b, width * vocab).topk(width, dim=-1)[1]
+            scores = total.reshape(b, width * vocab).gather(1, flat)
             beam = torch.div(flat, vocab, rounding_mode="floor")
             nxt = (flat % vocab).reshape(n)
             origin = (beam + torch.arange(b, device=dev)[:, None] * width).reshape(n)
             tokens = torch.cat([tokens.index_select(0, origin), nxt[:, None]], dim=1)
             depth = depth.index_select(0, origin) + self.delta[nxt] * (~done.index_select(0, origin))[:, None].long()
             done = done.index_select(0, origin) | (nxt == self.end_id)
+            lengths = grown.index_select(0, origin)
             cache = [(k.index_select(0, origin), v.index_select(0, origin)) for k, v in cache]
             if bool(done.all()):
                 break
-        best = scores.argmax(-1) + torch.arange(b, device=dev) * width
+        final = scores / ((5.0 + lengths.reshape(b, width)) / 6.0) ** length_penalty
+        best = final.argmax(-1) + torch.arange(b, device=dev) * width
         return tokens.index_select(0, best)[:, 1:]
 
 

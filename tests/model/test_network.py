@@ -141,3 +141,35 @@ def test_encoder_self_attention_is_exported_and_reads_as_the_eager_network():
         # the layer changes what the decoder reads: a network without it gives other logits
         tokens = torch.randint(0, len(TOKENS), (2, 5))
         assert not torch.allclose(net(images, tokens), make_net(encoder_layers=0)(images, tokens))
+
+
+def test_a_length_penalty_lets_a_longer_reading_beat_an_early_end():
+    """Summed log-probabilities favour ending early: here ending at once costs -1.0, and `x` then the end
+    -0.6 - 0.5 = -1.1. Divided by ((5 + length) / 6) ** 1, the longer reading wins (-0.94 against -1.0)."""
+    net, x = make_net(), TOKENS.index("x")
+
+    def step(tokens, position, memory, cache, use_cache):
+        logp = torch.full((tokens.shape[0], len(TOKENS)), -10.0)
+        for n, last in enumerate(tokens[:, -1].tolist()):
+            if position == 0:
+                logp[n, END], logp[n, x] = -1.0, -0.6
+            else:
+                logp[n, END] = -0.5 if last == x else -0.01
+        return logp, cache
+
+    net.step = step
+    images = torch.rand(1, 1, 32, 64)
+    assert net.beam_search(images, 2)[0, 0] == END
+    assert net.beam_search(images, 2, length_penalty=1.0)[0, :2].tolist() == [x, END]
+
+
+def test_the_exported_reader_keeps_its_length_penalty():
+    from im2latex.export import check_parity, script
+    for seed in range(3):
+        net, images = make_net(seed=seed, encoder_layers=0), torch.rand(3, 1, 32, 160)
+        scripted = script(net, TOKENS, 200, 4, [13.0], 3, length_penalty=1.5)
+        assert scripted.length_penalty == 1.5
+        with torch.no_grad():
+            assert torch.equal(scripted.net.beam_search(images, 3, length_penalty=1.5),
+                               net.beam_search(images, 3, length_penalty=1.5))
+            assert check_parity(net, scripted, [images], 3) == 3  # the eager reader takes the file's penalty
