@@ -24,7 +24,8 @@ class SyntheticConfig:
     blur: float  # share of images blurred a little
     binarise: float  # share of images thresholded to black and white
     jpeg: float  # share of images passed through a low-quality JPEG
-    chunk: int  # formulas per LaTeX run (one page each)
+    chunk: int  # formulas per LaTeX run (one page each) of the training split; each run draws one style
+    eval_chunk: int  # the same for the test and validation splits: smaller, so that each spans many styles
 
 
 @dataclasses.dataclass(frozen=True)

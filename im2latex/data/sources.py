@@ -17,15 +17,22 @@ SOURCES = ("synthetic", "im2latex-100k", "folder")
 
 def build_synthetic(out: Path, cfg: SyntheticConfig, seed: int) -> dict[str, int]:
     """Generate formulas and render them; formulas LaTeX rejects are left out and counted."""
+    if min(cfg.chunk, cfg.eval_chunk) < 1:
+        raise Im2LatexError(f"params.yaml: data.synthetic.chunk and eval_chunk must be 1 or more, got {cfg.chunk} and {cfg.eval_chunk}")
     # test and validate come first in the generator's stream, so they stay the same when `train` changes
     sizes = {"test": cfg.test, "validate": cfg.validate, "train": cfg.train}
     formulas = generate_formulas(sum(sizes.values()), seed, cfg.max_tokens)
     names = [f"{i:07d}" for i in range(len(formulas))]
+    targets = [out / layout.IMAGES / f"{n}.png" for n in names]
     (out / layout.IMAGES).mkdir()
+    style = RenderStyle(cfg.dpi, cfg.pad, cfg.noise, tuple(cfg.font_sizes), cfg.downsample, cfg.bold, cfg.blur,
+                        cfg.binarise, cfg.jpeg)
     start = time.perf_counter()
-    ok = render_formulas(formulas, [out / layout.IMAGES / f"{n}.png" for n in names], seed,
-                         RenderStyle(cfg.dpi, cfg.pad, cfg.noise, tuple(cfg.font_sizes), cfg.downsample, cfg.bold,
-                                     cfg.blur, cfg.binarise, cfg.jpeg), cfg.chunk)
+    # each LaTeX run draws one style: the evaluation splits, rendered in small runs of their own, span many styles
+    # (at `chunk` formulas per run, 300 test images had 2) and do not depend on the training split
+    evaluated = cfg.test + cfg.validate
+    ok = render_formulas(formulas[:evaluated], targets[:evaluated], seed, style, cfg.eval_chunk)
+    ok += render_formulas(formulas[evaluated:], targets[evaluated:], seed + 1, style, cfg.chunk)
     elapsed = time.perf_counter() - start
     log.info("rendered %d formulas in %.1f s (%.0f formulas/s), %d rejected by LaTeX",
              len(formulas), elapsed, len(formulas) / elapsed, ok.count(False))

@@ -1,13 +1,17 @@
 import dataclasses
 
 import numpy as np
+import pytest
+import torch
 from PIL import Image
 
+from im2latex import Im2LatexError
 from im2latex.data import layout, rendering
 from im2latex.data.generator import generate_formulas
 from im2latex.data.rendering import RenderStyle, failed_formulas, render_formulas
 from im2latex.data.sources import build_synthetic
 from im2latex.data.tokenizer import tokenize
+from im2latex.model.inputs import glyph_size
 from tests.conftest import TINY
 
 CONSTRUCTS = [r"\frac", "_", "^", r"\sqrt", "[", r"\alpha", r"\hat", r"\bar", r"\tilde", r"\dot", r"\vec",
@@ -104,6 +108,29 @@ def test_the_test_and_validation_sets_do_not_depend_on_the_training_size(tmp_pat
 
     small, large = build("small", 2), build("large", 9)
     assert small == large and len(small["test"]) == 4 and len(small["validate"]) == 4
+
+
+def test_a_chunk_under_one_is_refused_in_one_line(tmp_path):
+    with pytest.raises(Im2LatexError, match="eval_chunk must be 1 or more"):
+        build_synthetic(tmp_path, dataclasses.replace(TINY, eval_chunk=0), seed=0)
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_the_test_split_spans_many_render_styles(tmp_path):
+    """Each LaTeX run draws one dpi; the test split is rendered in runs of `eval_chunk`, so with runs of one formula
+    its glyphs vary with the dpi range (50-400), while in one run they share a dpi."""
+    def glyph_sizes(name: str, eval_chunk: int) -> list[float]:
+        (tmp_path / name).mkdir()
+        cfg = dataclasses.replace(TINY, train=1, validate=0, test=8, dpi=(50, 400), font_sizes=[10], downsample=(1.0, 1.0),
+                                  bold=0.0, blur=0.0, binarise=0.0, jpeg=0.0, noise=0.0, eval_chunk=eval_chunk)
+        build_synthetic(tmp_path / name, cfg, seed=3)
+        return [glyph_size(torch.from_numpy(np.asarray(Image.open(s.image)) < 200))
+                for s in layout.read_split(tmp_path / name, "test")]
+
+    spread, single = glyph_sizes("spread", 1), glyph_sizes("single", 8)
+    assert len(spread) == len(single) == 8
+    assert max(spread) / min(spread) > 2.5
+    assert max(single) / min(single) < 1.8
 
 
 def test_log_parser_attributes_errors_to_formulas():
