@@ -28,7 +28,7 @@ def train_samples_per_s(weights: Path, data: Path, cfg: TrainConfig, steps: int)
     state = torch.load(weights, weights_only=True)
     module = Im2LatexModule(tokens, state["model"], cfg.lr, cfg.weight_decay, cfg.warmup_steps, 1000, cfg.label_smoothing)
     module.train()
-    optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.lr)
+    optimizer = module.configure_optimizers()["optimizer"]  # training's own (fused AdamW)
     dataset = FormulaDataset(load_split(data / "train.pkl"))
     sampler = BucketBatchSampler([i.shape for i in dataset.images], cfg.batch_size, True, cfg.seed)
     batches = [collate([dataset[i] for i in b]) for b in list(sampler)[:steps + 2]]

@@ -214,15 +214,28 @@ def test_the_schedule_decays_over_whichever_runs_out_first_steps_or_time():
     assert lr_factor(54, 4, 104, time_progress=1.0) == 0.0
 
 
+def test_the_epochs_left_are_thinned_to_the_pace_of_the_steps_so_far():
+    from im2latex.training import epoch_share
+
+    assert epoch_share(elapsed=60, remaining=600, steps_done=100, epoch_steps=100, epochs_left=3) == 1.0  # on time
+    assert epoch_share(elapsed=60, remaining=0, steps_done=100, epoch_steps=100, epochs_left=3) == 0.0
+    # 10 s a step and 300 s left: 30 steps, less the margin, over two epochs of 50
+    assert epoch_share(10 * 20, 300, 20, 50, 2, margin=0.9) == pytest.approx(27 / 100)
+    assert epoch_share(0, 600, 0, 100, 3) == 1.0  # no pace yet: the first epoch runs whole
+
+
 class LearningRates(pl.Callback):
     def __init__(self):
         self.rates: list[float] = []
+        self.epochs: list[int] = []  # the epoch of each step
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+        self.epochs.append(trainer.current_epoch)
 
 
 def test_a_time_budget_ends_training_in_time_with_the_learning_rate_decayed(handful, tmp_path, caplog):
+    caplog.set_level("INFO", logger="im2latex.training")
     rates, budget_s = LearningRates(), 4.0
     cfg = dataclasses.replace(TRAIN, batch_size=1, max_epochs=100_000, max_minutes=budget_s / 60)
     start = time.perf_counter()
@@ -230,7 +243,10 @@ def test_a_time_budget_ends_training_in_time_with_the_learning_rate_decayed(hand
           callbacks=[rates])
     assert time.perf_counter() - start < budget_s + 20  # the budget, plus start-up and saving
     steps = len(rates.rates)
-    assert cfg.warmup_steps < steps < 4 * cfg.max_epochs and f"after {steps} of 400000 steps" in caplog.text
+    assert cfg.warmup_steps < steps < 4 * cfg.max_epochs and f"time for {steps} of 400000 steps" in caplog.text
+    # the first epoch ran whole (4 formulas, batch 1), then the clock's pace thinned the later ones to a batch each
+    per_epoch = [rates.epochs.count(e) for e in range(rates.epochs[-1] + 1)]
+    assert per_epoch[0] == 4 and len(per_epoch) > 2 and set(per_epoch[1:]) == {1} and "thinned to 1 of its 4 batches" in caplog.text
     after_warmup = rates.rates[cfg.warmup_steps:]
     assert max(rates.rates) == pytest.approx(cfg.lr, rel=0.05)  # peaked, then decayed to about zero in time
     assert all(a >= b for a, b in zip(after_warmup, after_warmup[1:])) and after_warmup[-1] < 0.05 * cfg.lr

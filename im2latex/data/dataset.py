@@ -37,12 +37,15 @@ class BucketBatchSampler(Sampler[list[int]]):
     """Batches of images of one bucket size (height and width rounded up to `step` pixels), so little
     of a batch is padding. Shuffled per epoch from `seed`; with several replicas each gets its share.
     In the first `curriculum` epochs the batches run from the narrowest images (short formulas) to the widest:
-    the decoder learns to follow the image on short formulas first, and training leaves its plateau sooner."""
+    the decoder learns to follow the image on short formulas first, and training leaves its plateau sooner.
+    `keep` below 1 thins an epoch to that share of its batches, spread evenly over the order (so over all widths):
+    set by the training budget (EpochPlan) when the planned epochs would not fit in time."""
 
     def __init__(self, shapes: list[tuple[int, int]], batch_size: int, shuffle: bool, seed: int,
                  step: int = 32, replicas: int = 1, rank: int = 0, curriculum: int = 0):
         self.batch_size, self.shuffle, self.seed, self.replicas, self.rank = batch_size, shuffle, seed, replicas, rank
         self.epoch, self.curriculum, self.widths = 0, curriculum, [w for _, w in shapes]
+        self.keep = 1.0
         buckets = defaultdict(list)
         for i, (h, w) in enumerate(shapes):
             buckets[(math.ceil(h / step), math.ceil(w / step))].append(i)
@@ -64,6 +67,9 @@ class BucketBatchSampler(Sampler[list[int]]):
             rng.shuffle(batches)
         if self.epoch < self.curriculum:
             batches.sort(key=lambda batch: self.widths[batch[0]])  # stable: equal widths keep the shuffled order
+        if self.keep < 1.0:
+            n = max(1, round(len(batches) * self.keep))
+            batches = [batches[i * len(batches) // n] for i in range(n)]
         usable = len(batches) - len(batches) % self.replicas if self.replicas > 1 else len(batches)
         return batches[self.rank:usable:self.replicas]
 

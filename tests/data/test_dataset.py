@@ -53,6 +53,20 @@ def test_curriculum_runs_its_epochs_from_narrow_to_wide_then_shuffles():
     assert list(sampler) == list(plain) and later != sorted(later)  # later epochs are shuffled as usual
 
 
+def test_a_thinned_epoch_keeps_its_share_of_batches_spread_over_every_width():
+    sampler = BucketBatchSampler(SHAPES, 2, True, seed=4, curriculum=1)
+    whole = list(sampler)
+    sampler.keep = 0.25
+    thinned = list(sampler)
+    assert len(thinned) == len(sampler) == round(len(whole) / 4)
+    assert all(batch in whole for batch in thinned)
+    widths = [SHAPES[b[0]][1] for b in thinned]
+    assert widths == sorted(widths)  # still narrow to wide, and reaching into the widest quarter
+    assert widths[0] == SHAPES[whole[0][0]][1] and widths[-1] >= sorted(w for _, w in SHAPES)[3 * len(SHAPES) // 4]
+    sampler.keep = 0.0
+    assert len(list(sampler)) == 1  # never an empty epoch
+
+
 def test_replicas_get_disjoint_equal_shares():
     shares = [list(BucketBatchSampler(SHAPES, 2, True, seed=3, replicas=2, rank=r)) for r in (0, 1)]
     assert len(shares[0]) == len(shares[1])
