@@ -157,6 +157,7 @@ class EpochPlan(pl.Callback):
         share = epoch_share(timer.time_elapsed(), remaining, trainer.global_step, whole, epochs_left)
         sampler.keep = trainer.strategy.broadcast(share)  # every replica must thin alike
         trainer.fit_loop.max_batches = len(sampler)  # the progress bar's total (this callback runs before the bar's)
+        trainer.val_check_batch = len(sampler)  # validation after the epoch's last batch, as when it is whole
         module.planned_steps = trainer.global_step + epochs_left * len(sampler)
         if sampler.keep < 1.0:
             log.info("epoch %d thinned to %d of its %d batches to fit train.max_minutes", trainer.current_epoch,

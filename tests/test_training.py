@@ -228,6 +228,10 @@ class LearningRates(pl.Callback):
     def __init__(self):
         self.rates: list[float] = []
         self.epochs: list[int] = []  # the epoch of each step
+        self.validated: list[int] = []  # the epoch of each validation
+
+    def on_validation_epoch_end(self, trainer, module):
+        self.validated.append(trainer.current_epoch)
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
@@ -247,6 +251,7 @@ def test_a_time_budget_ends_training_in_time_with_the_learning_rate_decayed(hand
     # the first epoch ran whole (4 formulas, batch 1), then the clock's pace thinned the later ones to a batch each
     per_epoch = [rates.epochs.count(e) for e in range(rates.epochs[-1] + 1)]
     assert per_epoch[0] == 4 and len(per_epoch) > 2 and set(per_epoch[1:]) == {1} and "thinned to 1 of its 4 batches" in caplog.text
+    assert rates.validated[:len(per_epoch) - 1] == list(range(len(per_epoch) - 1))  # a thinned epoch is validated too
     after_warmup = rates.rates[cfg.warmup_steps:]
     assert max(rates.rates) == pytest.approx(cfg.lr, rel=0.05)  # peaked, then decayed to about zero in time
     assert all(a >= b for a, b in zip(after_warmup, after_warmup[1:])) and after_warmup[-1] < 0.05 * cfg.lr
