@@ -1,14 +1,16 @@
-"""Benchmark: which reading sizes (evaluate.read_scales) read labelled folders best. Every image is read
-once at each scale alone; each combination of scales then keeps, per image, the reading the network is most
-confident of, as the exported file does. Prints BLEU-4 per folder and combination, writes them as JSON.
+"""Benchmark: how to read an image, chosen on labelled folders. Every image is read once at each reading size
+(evaluate.read_scales relative to preprocess.glyph_height), keeping every hypothesis of the beam with its
+confidence; each set of sizes and each `agreement` then picks per image as the exported file does (`consensus`
+over the candidates of those sizes; `max` keeps the most confident one). Prints BLEU-4 and edit score per folder
+and rule, writes them as JSON.
 
-    python bench/bench_reading_sizes.py FOLDER [FOLDER ...] [--scales 1.0 1.1 1.2 1.3] [--out FILE]
+    python bench/bench_reading_sizes.py FOLDER [FOLDER ...] [--split validate] \\
+        [--sets 1.1,1.3 0.9,1.0,1.1,1.2,1.3,1.4] [--agreements max 8 16 32] [--out FILE]
 
-A folder is N.png + formulas.lst, or IM2LATEX-100K layout (its test split: `data/raw` reads the raw
-synthetic test images). Needs models/weights.pt (`make repro`)."""
+A folder is N.png + formulas.lst, or IM2LATEX-100K layout (`data/raw --split validate` reads the raw synthetic
+validation images). Needs models/weights.pt (`make repro`)."""
 import argparse
 import hashlib
-import itertools
 import json
 from pathlib import Path
 
@@ -16,53 +18,76 @@ import torch
 
 from im2latex.config import EvaluateConfig, PreprocessConfig, load_section
 from im2latex.evaluation import score_folder
-from im2latex.export import FormulaReader
+from im2latex.export import FormulaReader, consensus
+from im2latex.model.inputs import prepare_sizes, to_batch
 from im2latex.model.network import load_model
 
 
 class Readings:
-    """Each image read once per scale; `read(sizes)` answers from those readings."""
+    """Each image's candidates at every scale, found once; `read(scales, agreement)` answers from them."""
 
-    def __init__(self, readers: dict[float, FormulaReader]):
-        self.readers, self.seen = readers, {}
+    def __init__(self, reader: FormulaReader, scales: list[float], glyph_height: float):
+        self.reader, self.scales, self.heights, self.seen = reader, scales, [glyph_height * s for s in scales], {}
 
     @staticmethod
     def key(image: torch.Tensor) -> str:
         return f"{tuple(image.shape)}{hashlib.md5(image.numpy().tobytes()).hexdigest()}"
 
-    def read(self, sizes: tuple[float, ...]):
+    def find(self, batch: list[torch.Tensor]) -> None:
+        new = [image for image in batch if self.key(image) not in self.seen]
+        sizes = [prepare_sizes(image, self.reader.threshold, self.reader.pad, self.heights) for image in new]
+        for image, prepared in zip(new, sizes):  # a blank image has no candidates
+            self.seen[self.key(image)] = {s: ([], []) for s in self.scales} if prepared[0].numel() == 0 else None
+        kept = [(image, prepared) for image, prepared in zip(new, sizes) if prepared[0].numel() > 0]
+        found = {s: self.reader.candidates([to_batch([p[k] for _, p in kept])]) if kept else ([], [])
+                 for k, s in enumerate(self.scales)}
+        for n, (image, _) in enumerate(kept):
+            self.seen[self.key(image)] = {s: (ids[n], scores[n]) for s, (ids, scores) in found.items()}
+
+    def read(self, scales: tuple[float, ...], agreement: str):
         def read(batch: list[torch.Tensor]) -> list[str]:
-            new = [image for image in batch if self.key(image) not in self.seen]
-            if new:
-                found = {scale: reader.read(new) for scale, reader in self.readers.items()}
-                for n, image in enumerate(new):
-                    self.seen[self.key(image)] = {s: (texts[n], scores[n]) for s, (texts, scores) in found.items()}
-            return [max((self.seen[self.key(image)][s] for s in sizes), key=lambda r: r[1])[0] for image in batch]
+            self.find(batch)
+            texts = []
+            for image in batch:
+                ids = [r for s in scales for r in self.seen[self.key(image)][s][0]]
+                scores = [c for s in scales for c in self.seen[self.key(image)][s][1]]
+                if not ids:
+                    texts.append("")
+                    continue
+                k = max(range(len(ids)), key=scores.__getitem__) if agreement == "max" else consensus(ids, scores, float(agreement))
+                texts.append(self.reader.to_text(ids[k]))
+            return texts
         return read
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", type=Path, nargs="+")
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.1, 1.2, 1.3])
+    parser.add_argument("--split", default="test", help="split of a folder in IM2LATEX-100K layout")
+    parser.add_argument("--sets", nargs="+", default=["1.1,1.3", "1.0,1.1,1.2,1.3", "0.9,1.0,1.1,1.2,1.3",
+                                                      "0.9,1.0,1.1,1.2,1.3,1.4"], help="comma-separated scales")
+    parser.add_argument("--agreements", nargs="+", default=["max", "8", "16", "32"])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--weights", type=Path, default=Path("models/weights.pt"))
     parser.add_argument("--out", type=Path, default=Path("bench/reading_sizes_results.json"))
     args = parser.parse_args()
     prep = load_section(args.params, "preprocess", PreprocessConfig)
     evaluate = load_section(args.params, "evaluate", EvaluateConfig)
-    beam = evaluate.beam_width
+    sets = [tuple(float(s) for s in spec.split(",")) for spec in args.sets]
+    scales = sorted({s for scales in sets for s in scales})
     net, tokens = load_model(args.weights)
-    results = {"weights": str(args.weights), "beam_width": beam, "bleu4": {}}
+    reader = FormulaReader(net, tokens, prep.threshold, prep.pad, [prep.glyph_height], evaluate.beam_width,
+                           evaluate.length_penalty)
+    results = {"weights": str(args.weights), "beam_width": evaluate.beam_width, "split": args.split, "scores": {}}
     for folder in args.folders:
-        readings = Readings({s: FormulaReader(net, tokens, prep.threshold, prep.pad, [prep.glyph_height * s], beam,
-                                                 evaluate.length_penalty)
-                             for s in args.scales})
-        combos = [c for k in range(1, len(args.scales) + 1) for c in itertools.combinations(args.scales, k)]
-        results["bleu4"][str(folder)] = row = {}
-        for sizes in combos:
-            row[" + ".join(map(str, sizes))] = score_folder(readings.read(sizes), folder)["bleu4"]
-        print(folder, json.dumps(row, indent=1), flush=True)
+        readings = Readings(reader, scales, prep.glyph_height)
+        results["scores"][str(folder)] = rows = {}
+        for scales_set in sets:
+            for agreement in args.agreements:
+                metrics = score_folder(readings.read(scales_set, agreement), folder, args.split)
+                rows[f"{' + '.join(map(str, scales_set))}, {agreement}"] = row = {
+                    k: metrics[k] for k in ("bleu4", "edit_score", "exact_match")}
+                print(folder, scales_set, agreement, row, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
 

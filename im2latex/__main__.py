@@ -37,8 +37,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from im2latex.evaluation import score_folder
     from im2latex.export import load_reader
 
-    metrics = score_folder(load_reader(args.model), args.data, args.split, args.formulas, args.raw_labels,
-                           args.batch_size, args.out)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+    metrics = score_folder(load_reader(args.model), args.data, args.split, args.formulas, args.raw_labels, args.batch_size,
+                           args.out and (args.out / "metrics.json", args.out / "predictions.tsv", args.out / "examples.png"))
     print(json.dumps(metrics, indent=2, sort_keys=True))
 
 

@@ -129,7 +129,8 @@ class TrainConfig:
 class EvaluateConfig:
     beam_width: int  # 1 = greedy
     length_penalty: float  # beam hypotheses ranked by log-probability / ((5 + length) / 6) ** this; 0 = by the sum
-    read_scales: list[float]  # images are read with glyphs s x preprocess.glyph_height tall for each s, the most confident reading wins (evaluate, export, serve)
+    read_scales: list[float]  # images are read with glyphs s x preprocess.glyph_height tall for each s (evaluate, export, serve)
+    agreement: float  # of all sizes' beam hypotheses, the one closest to the others, each weighed by confidence ** this, wins
     batch_size: int
     examples: int  # worst and best examples drawn in the picture
     folders: list[str]  # extra labelled folders (N.png + formulas.lst, or IM2LATEX-100K layout) scored too

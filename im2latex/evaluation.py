@@ -19,7 +19,6 @@ from im2latex import Im2LatexError
 from im2latex.data.rendering import LATEX_TIMEOUT_S, failed_formulas, page_count, preamble, require_latex
 from im2latex.files import atomic_file
 from im2latex.metrics import score
-from im2latex.model.inputs import resize
 
 
 def predict_all(predict: Callable[[list[np.ndarray]], list[str]], images: list[np.ndarray], batch_size: int) -> list[str]:
@@ -142,14 +141,6 @@ def tensor_images(images: list[np.ndarray]) -> list[torch.Tensor]:
     return [torch.from_numpy(np.require(i, requirements=["C", "W"])) for i in images]
 
 
-def rescale(images: list[np.ndarray], factor: float) -> list[np.ndarray]:
-    """Prepared images (glyphs preprocess.glyph_height tall) resized by `factor`, as `prepare` resizes: the
-    test split read at each of evaluate.read_scales, as the exported reader reads an image from the wild."""
-    if abs(factor - 1.0) <= 0.02:
-        return images
-    return [resize(image.float(), factor).round().clamp(0, 255).to(torch.uint8).numpy() for image in tensor_images(images)]
-
-
 def is_im2latex_layout(folder: Path, split: str, formulas: Path | None) -> bool:
     from im2latex.data import layout
 
@@ -183,10 +174,11 @@ def read_labelled_folder(folder: Path, split: str, formulas: Path | None) -> tup
 
 def score_folder(read: Callable[[list[torch.Tensor]], list[str]], folder: Path, split: str = "test",
                  formulas: Path | None = None, raw_labels: bool = False, batch_size: int = 16,
-                 out: Path | None = None) -> dict[str, float]:
+                 outputs: tuple[Path, Path, Path] | None = None, examples: int = 4) -> dict[str, float]:
     """Read every labelled image of `folder` with `read` (the exported model, or FormulaReader) and score it.
     Labels written by a person (a plain folder) are normalised as IM2LATEX-100K's were, and predictions the
-    same way, unless `raw_labels`; `out`, when given, receives metrics.json, predictions.tsv, examples.png."""
+    same way, unless `raw_labels`; `outputs`, when given, are the paths of the metrics (JSON), the predictions
+    (TSV) and a picture of the `examples` worst and best readings."""
     from im2latex.data.normalise import normalise_all
     from im2latex.data.preprocessing import load_image
     from im2latex.data.tokenizer import normalize
@@ -198,7 +190,4 @@ def score_folder(read: Callable[[list[torch.Tensor]], list[str]], folder: Path, 
     if not raw_labels and not is_im2latex_layout(folder, split, formulas):
         targets, _ = normalise_all(labels)
         predictions, _ = normalise_all(predictions)
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-    return evaluate(names, images, targets, predictions, out and out / "metrics.json", out and out / "predictions.tsv",
-                    out and out / "examples.png", 4)
+    return evaluate(names, images, targets, predictions, *(outputs or (None, None, None)), examples)

@@ -16,17 +16,59 @@ from im2latex.data.vocab import strip_specials
 from im2latex.model.network import Im2LatexNet, teacher_forcing
 
 
+READ_BATCH = 16  # images decoded together by FormulaReader.read
+
+
+def edit_distances(sequences: List[List[int]]) -> Tensor:
+    """Levenshtein distance between every pair of token sequences (C, C), computed one row of the table at a
+    time for all pairs at once (insertions as a running minimum along the row)."""
+    c = len(sequences)
+    longest = max([len(s) for s in sequences] + [1])
+    padded = torch.full((c, longest), -1, dtype=torch.long)
+    for i, s in enumerate(sequences):
+        if len(s) > 0:
+            padded[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+    a, b = padded.repeat_interleave(c, 0), padded.repeat(c, 1)  # pair i * c + j: sequences i and j
+    len_a, len_b = lengths.repeat_interleave(c), lengths.repeat(c)[:, None]
+    steps = torch.arange(longest + 1)
+    row = steps.expand(c * c, longest + 1)  # from a's empty prefix
+    out = row.gather(1, len_b).squeeze(1)
+    for i in range(1, longest + 1):
+        kept = torch.minimum(row[:, :-1] + (a[:, i - 1:i] != b).long(), row[:, 1:] + 1)  # substitute / delete
+        row = torch.cat([torch.full((c * c, 1), i, dtype=torch.long), kept], 1)
+        row = torch.cummin(row - steps, 1)[0] + steps  # insert
+        out = torch.where(len_a == i, row.gather(1, len_b).squeeze(1), out)
+    return out.reshape(c, c)
+
+
+def consensus(readings: List[List[int]], confidences: List[float], agreement: float) -> int:
+    """Index of the reading closest to all the others (minimum Bayes risk): the least sum of its edit distances
+    to each reading (over the longer length), each weighed by that reading's confidence ** agreement. A reading
+    that several sizes or beams agree on wins over a lone confident one; a large `agreement` keeps the most
+    confident reading. Of equal readings, the most confident."""
+    if len(readings) == 1:
+        return 0
+    lengths = torch.tensor([max(len(r), 1) for r in readings], dtype=torch.float)
+    distance = edit_distances(readings).float() / torch.maximum(lengths[:, None], lengths[None, :])
+    confidence = torch.tensor(confidences, dtype=torch.float)
+    risk = (distance * confidence[None, :] ** agreement).sum(1)
+    # the same reading at several sizes ties: the most confident of them is the one reported
+    return int(torch.where(risk <= risk.min(), confidence, torch.full_like(confidence, -1.0)).argmax())
+
+
 class FormulaReader(nn.Module):
     """forward(images): uint8 grayscale images (H, W) of any size -> LaTeX strings (space-separated tokens).
     A blank image gives an empty string. Each image is read at every size in `glyph_heights` (glyph sizes in
-    pixels), and the reading the network is most confident of wins. `length_penalty`: see Im2LatexNet.beam_search."""
+    pixels), each reading keeping all its beam's hypotheses, and the one that agrees best with the others wins
+    (`consensus`). `length_penalty`: see Im2LatexNet.beam_search."""
 
     def __init__(self, net: Im2LatexNet, tokens: List[str], threshold: int, pad: int, glyph_heights: List[float],
-                 beam_width: int, length_penalty: float = 0.0):
+                 beam_width: int, length_penalty: float = 0.0, agreement: float = 16.0):
         super().__init__()
         self.net, self.tokens = net, tokens
         self.threshold, self.pad, self.glyph_heights, self.beam_width = threshold, pad, glyph_heights, beam_width
-        self.length_penalty = length_penalty
+        self.length_penalty, self.agreement, self.read_batch = length_penalty, agreement, READ_BATCH
 
     @torch.jit.export
     def decode(self, batch: Tensor, beam_width: int) -> List[List[int]]:
@@ -54,21 +96,38 @@ class FormulaReader(nn.Module):
         return (picked.sum(1) / mask.sum(1)).exp().tolist()
 
     @torch.jit.export
-    def decode_best(self, batches: List[Tensor]) -> Tuple[List[List[int]], List[float]]:
-        """The same images prepared at several sizes, a batch per size -> per image, the token ids of the
-        reading with the highest confidence, and that confidence."""
-        best: List[List[int]] = []
-        scores: List[float] = []
+    def candidates(self, batches: List[Tensor]) -> Tuple[List[List[List[int]]], List[List[float]]]:
+        """The same images prepared at several sizes, a batch per size -> per image, every hypothesis its beams
+        ended with at every size (the greedy reading when beam_width is 1), and the confidence of each."""
+        readings: List[List[List[int]]] = []
+        scores: List[List[float]] = []
         for batch in batches:
-            ids = self.decode(batch, self.beam_width)
-            for n, score in enumerate(self.confidence(batch, ids)):
-                if n == len(best):
-                    best.append(ids[n])
-                    scores.append(score)
-                elif score > scores[n]:
-                    best[n] = ids[n]
-                    scores[n] = score
-        return best, scores
+            with torch.no_grad():
+                if self.beam_width <= 1:
+                    hypotheses, confidences = self.net.greedy(batch)[:, None], torch.zeros(0)
+                else:  # the beam's own log-probabilities give the confidences that teacher forcing would
+                    hypotheses, logp, lengths = self.net.beams(batch, self.beam_width, length_penalty=self.length_penalty)
+                    confidences = (logp / lengths.clamp(min=1.0)).exp()
+            for k in range(hypotheses.shape[1]):
+                rows: List[List[int]] = hypotheses[:, k].tolist()
+                ids = [strip_specials(row, self.net.end_id, [self.net.pad_id, self.net.start_id]) for row in rows]
+                found: List[float] = self.confidence(batch, ids) if self.beam_width <= 1 else confidences[:, k].tolist()
+                for n, score in enumerate(found):
+                    if n == len(readings):
+                        no_readings: List[List[int]] = []
+                        no_scores: List[float] = []
+                        readings.append(no_readings)
+                        scores.append(no_scores)
+                    readings[n].append(ids[n])
+                    scores[n].append(score)
+        return readings, scores
+
+    @torch.jit.export
+    def decode_best(self, batches: List[Tensor]) -> Tuple[List[List[int]], List[float]]:
+        """Per image, the token ids of the candidate `consensus` picks, and its confidence."""
+        readings, scores = self.candidates(batches)
+        chosen = [consensus(r, c, self.agreement) for r, c in zip(readings, scores)]
+        return [r[k] for r, k in zip(readings, chosen)], [c[k] for c, k in zip(scores, chosen)]
 
     @torch.jit.export
     def read(self, images: List[Tensor]) -> Tuple[List[str], List[float]]:
@@ -84,10 +143,15 @@ class FormulaReader(nn.Module):
         texts = ["" for _ in images]
         scores = [0.0 for _ in images]
         if len(where) > 0:
-            ids, confidences = self.decode_best([to_batch(prepared) for prepared in sizes])
-            for n, row, score in zip(where, ids, confidences):
-                texts[n] = self.to_text(row)
-                scores[n] = score
+            # decoded in batches of similar width: a batch costs its widest image's cells (and longest formula)
+            # for every image in it, so a wide formula among narrow ones made their reading several times slower
+            order: List[int] = torch.tensor([int(p.shape[1]) for p in sizes[0]]).argsort().tolist()
+            for start in range(0, len(order), self.read_batch):
+                part = order[start:start + self.read_batch]
+                ids, confidences = self.decode_best([to_batch([prepared[i] for i in part]) for prepared in sizes])
+                for i, row, score in zip(part, ids, confidences):
+                    texts[where[i]] = self.to_text(row)
+                    scores[where[i]] = score
         return texts, scores
 
     def forward(self, images: List[Tensor]) -> List[str]:
@@ -134,22 +198,25 @@ def reading_sizes(glyph_height: float, read_scales: list[float]) -> list[float]:
 
 
 def script(net: Im2LatexNet, tokens: list[str], threshold: int, pad: int, glyph_heights: list[float],
-           beam_width: int, length_penalty: float = 0.0) -> torch.jit.ScriptModule:
+           beam_width: int, length_penalty: float = 0.0, agreement: float = 16.0) -> torch.jit.ScriptModule:
     with warnings.catch_warnings(), _relative_source_names():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated for torch.export, which cannot hold a decoding loop
-        return torch.jit.script(FormulaReader(net.eval(), tokens, threshold, pad, glyph_heights, beam_width, length_penalty))
+        return torch.jit.script(FormulaReader(net.eval(), tokens, threshold, pad, glyph_heights, beam_width, length_penalty,
+                                              agreement))
 
 
 def check_parity(net: Im2LatexNet, scripted: torch.jit.ScriptModule, batches: list[Tensor], beam_width: int) -> int:
-    """Compare scripted and eager decoding token for token; raises on the first mismatch. Returns images checked."""
-    eager = FormulaReader(net.eval(), [], 0, 0, [1.0], beam_width, scripted.length_penalty)
+    """Compare scripted and eager decoding token for token, the best hypothesis of the beam and the one the
+    consensus picks; raises on the first mismatch. Returns images checked."""
+    eager = FormulaReader(net.eval(), [], 0, 0, [1.0], beam_width, scripted.length_penalty, scripted.agreement)
     checked = 0
     for batch in batches:
-        a, b = eager.decode(batch, beam_width), scripted.decode(batch, beam_width)
-        for n, (x, y) in enumerate(zip(a, b)):
-            if x != y:
-                raise Im2LatexError(f"export parity failed: image {checked + n} decodes to {y} scripted but {x} eager")
-        checked += len(a)
+        for a, b in ((eager.decode(batch, beam_width), scripted.decode(batch, beam_width)),
+                     (eager.decode_best([batch])[0], scripted.decode_best([batch])[0])):
+            for n, (x, y) in enumerate(zip(a, b)):
+                if x != y:
+                    raise Im2LatexError(f"export parity failed: image {checked + n} decodes to {y} scripted but {x} eager")
+        checked += batch.shape[0]
     return checked
 
 

@@ -21,7 +21,7 @@ def main(params: str, split: str, weights: str, out: str) -> None:
     net, tokens = load_model(weights)
     images = tensor_images(load_split(split).images[:cfg.parity_samples])
     scripted = script(net, tokens, prep.threshold, prep.pad, reading_sizes(prep.glyph_height, evaluate.read_scales), beam_width,
-                      evaluate.length_penalty)
+                      evaluate.length_penalty, evaluate.agreement)
     checked = check_parity(net, scripted, [to_batch(images[i:i + 8]) for i in range(0, len(images), 8)], beam_width)
     with atomic_file(out, "wb") as f:
         torch.jit.save(scripted, f)

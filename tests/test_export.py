@@ -50,3 +50,32 @@ def test_reading_sizes_are_the_training_size_times_each_scale_and_refuse_none():
     for bad in ([], [1.2, 0.0], [-1.0]):
         with pytest.raises(Im2LatexError, match="evaluate.read_scales must list one or more positive factors"):
             reading_sizes(13.0, bad)
+
+
+def test_edit_distances_match_levenshtein_for_every_pair_scripted_too():
+    import random
+
+    import editdistance
+    import torch
+
+    from im2latex.export import edit_distances
+
+    scripted = torch.jit.script(edit_distances)
+    rng = random.Random(0)
+    for _ in range(100):
+        sequences = [[rng.randrange(4) for _ in range(rng.randrange(9))] for _ in range(rng.randrange(1, 6))]
+        expected = [[editdistance.eval(a, b) for b in sequences] for a in sequences]
+        assert edit_distances(sequences).tolist() == expected == scripted(sequences).tolist()
+
+
+def test_consensus_picks_the_reading_the_others_agree_with():
+    from im2latex.export import consensus
+
+    agreed, other = [4, 5, 6, 7], [9, 9, 9, 9]
+    readings = [other, agreed, [4, 5, 6], [4, 5, 6, 8]]  # three near-agreeing readings, one lone confident one
+    confidences = [0.9, 0.8, 0.8, 0.8]
+    assert consensus(readings, confidences, 1.0) == 1  # closest to all the others
+    assert consensus(readings, confidences, 200.0) == 0  # a large agreement keeps the most confident
+    assert consensus([other], [0.1], 16.0) == 0
+    assert consensus([[], agreed, agreed], [0.9, 0.5, 0.5], 1.0) == 1  # empty readings are handled
+    assert consensus([agreed, other, agreed], [0.5, 0.4, 0.7], 1.0) == 2  # of equal readings, the most confident

@@ -138,7 +138,7 @@ def test_the_gpu_preset_runs_the_pipeline_on_cpu_at_tiny_size(tiny_dataset, tmp_
     vocabulary.main("params.yaml", str(tiny_dataset), "data/vocab.json")
     preprocess.main("params.yaml", str(tiny_dataset), "data/vocab.json", "data/preprocessed", "metrics/preprocess.json")
     train.main("params.yaml", "data/preprocessed", "data/vocab.json", "models/weights.pt", "metrics/train", "checkpoints")
-    evaluate.main("params.yaml", "data/preprocessed/test.pkl", "models/weights.pt", "metrics/evaluate.json",
+    evaluate.main("params.yaml", str(tiny_dataset), "models/weights.pt", "metrics/evaluate.json",
                   "metrics/predictions.tsv", "metrics/examples.png", "metrics/folders.json")
     export.main("params.yaml", "data/preprocessed/test.pkl", "models/weights.pt", "models/model.pt")
     assert Path("metrics/train/metrics.json").is_file() and Path("metrics/evaluate.json").is_file()

@@ -142,14 +142,21 @@ class DecoderLayer(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, mem_k: Tensor, mem_v: Tensor, mem_bias: Tensor, past_k: Optional[Tensor],
-                past_v: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
-        """x: the new positions (all of them in training, one when decoding with a cache)."""
+                past_v: Optional[Tensor], group: int = 1) -> Tuple[Tensor, Tensor, Tensor]:
+        """x: the new positions (all of them in training, one when decoding with a cache). `group` rows of x in a
+        row read one image's memory (the beams of beam search): their queries go to it together, so it is read
+        once rather than once per beam."""
         h = self.norm1(x)
         k, v = self.self_attn.keys_values(h)
         if past_k is not None and past_v is not None:
             k, v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
         x = x + self.drop(self.self_attn(h, k, v, causal=past_k is None and x.shape[1] > 1))
-        x = x + self.drop(self.cross_attn(self.norm2(x), mem_k, mem_v, False, mem_bias))
+        h = self.norm2(x)
+        if group > 1:
+            b, n, d = h.shape
+            x = x + self.drop(self.cross_attn(h.reshape(b // group, group * n, d), mem_k, mem_v, False, mem_bias).reshape(b, n, d))
+        else:
+            x = x + self.drop(self.cross_attn(h, mem_k, mem_v, False, mem_bias))
         x = x + self.drop(self.ff(self.norm3(x)))
         return x, k, v
 
@@ -199,9 +206,10 @@ class Im2LatexNet(nn.Module):
         return self.head(self.norm(x))
 
     def step(self, tokens: Tensor, position: int, memory: List[Tuple[Tensor, Tensor, Tensor]],
-             cache: List[Tuple[Tensor, Tensor]], use_cache: bool) -> Tuple[Tensor, List[Tuple[Tensor, Tensor]]]:
+             cache: List[Tuple[Tensor, Tensor]], use_cache: bool, group: int = 1) -> Tuple[Tensor, List[Tuple[Tensor, Tensor]]]:
         """Log-probabilities of the next token. With the cache only the newest token is fed; without it,
-        the whole prefix `tokens` (B, position + 1) is recomputed (kept to measure what the cache saves)."""
+        the whole prefix `tokens` (B, position + 1) is recomputed (kept to measure what the cache saves).
+        Each `group` rows of `tokens` read one image's `memory` (see DecoderLayer)."""
         if use_cache:
             x = self.embed(tokens[:, -1:]) * math.sqrt(self.d_model) + self.pos[position: position + 1]
         else:
@@ -213,7 +221,7 @@ class Im2LatexNet(nn.Module):
             past_v: Optional[Tensor] = None
             if use_cache and position > 0:
                 past_k, past_v = cache[i]
-            x, k, v = layer(x, mk, mv, mb, past_k, past_v)
+            x, k, v = layer(x, mk, mv, mb, past_k, past_v, group)
             new_cache.append((k, v))
         return F.log_softmax(self.head(self.norm(x[:, -1])).float(), dim=-1), new_cache
 
@@ -231,9 +239,6 @@ class Im2LatexNet(nn.Module):
         bad[:, self.pad_id] = True
         bad[:, self.start_id] = True
         return logp.masked_fill(bad, float("-inf"))
-
-    def expand_memory(self, memory: List[Tuple[Tensor, Tensor, Tensor]], index: Tensor) -> List[Tuple[Tensor, Tensor, Tensor]]:
-        return [(k.index_select(0, index), v.index_select(0, index), b.index_select(0, index)) for k, v, b in memory]
 
     @torch.jit.export
     def greedy(self, images: Tensor, max_len: int = 0, use_cache: bool = True) -> Tensor:
@@ -262,9 +267,18 @@ class Im2LatexNet(nn.Module):
         """Beam search, batched over images and beams; returns the best hypothesis per image (B, L).
         Hypotheses are ranked by their summed log-probability divided by ((5 + length) / 6) ** length_penalty
         (GNMT's): 0 ranks by the sum, which favours finishing early; higher values favour longer readings."""
+        tokens, logp, lengths = self.beams(images, width, max_len, use_cache, length_penalty)
+        ranks = logp / ((5.0 + lengths) / 6.0) ** length_penalty
+        return tokens[torch.arange(tokens.shape[0], device=images.device), ranks.argmax(-1)]
+
+    @torch.jit.export
+    def beams(self, images: Tensor, width: int, max_len: int = 0, use_cache: bool = True,
+              length_penalty: float = 0.0) -> Tuple[Tensor, Tensor, Tensor]:
+        """Every final hypothesis of beam_search: token ids (B, width, L), their summed log-probabilities and
+        their lengths (B, width; the end token counted)."""
         max_len = max_len if max_len > 0 else self.max_len
         b, dev = images.shape[0], images.device
-        memory = self.expand_memory(self.encode(images), torch.arange(b, device=dev).repeat_interleave(width))
+        memory = self.encode(images)  # shared by each image's beams (rows b * width ... b * width + width - 1)
         n = b * width
         tokens = torch.full((n, 1), self.start_id, dtype=torch.long, device=dev)
         depth = torch.zeros(n, 2, dtype=torch.long, device=dev)
@@ -275,7 +289,7 @@ class Im2LatexNet(nn.Module):
         cache: List[Tuple[Tensor, Tensor]] = []
         vocab = int(self.delta.shape[0])
         for t in range(max_len):
-            logp, cache = self.step(tokens, t, memory, cache, use_cache)
+            logp, cache = self.step(tokens, t, memory, cache, use_cache, width)
             logp = self.constrain(logp, depth, max_len - t, tokens)
             # a finished beam continues only with padding, at no cost
             finished = torch.full_like(logp, float("-inf"))
@@ -296,9 +310,7 @@ class Im2LatexNet(nn.Module):
             cache = [(k.index_select(0, origin), v.index_select(0, origin)) for k, v in cache]
             if bool(done.all()):
                 break
-        final = scores / ((5.0 + lengths.reshape(b, width)) / 6.0) ** length_penalty
-        best = final.argmax(-1) + torch.arange(b, device=dev) * width
-        return tokens.index_select(0, best)[:, 1:]
+        return tokens[:, 1:].reshape(b, width, -1), scores, lengths.reshape(b, width)
 
 
 def save_model(net: Im2LatexNet, tokens: List[str], model: dict, path: Union[str, Path]) -> None:

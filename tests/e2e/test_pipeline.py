@@ -76,6 +76,10 @@ def test_repro_then_an_experiment_then_metrics_diff(repo):
         warnings.simplefilter("ignore")
         reader = torch.jit.load(str(repo / "models" / "model.pt"))  # plain torch, no project code needed
     assert isinstance(reader([torch.full((30, 60), 255, dtype=torch.uint8)]), list)
+    # the stage reads the test split's images as the exported file reads anyone's
+    cli = sh(sys.executable, "-m", "im2latex", "evaluate", "--data", "data/raw", "--split", "test", "--batch-size", "8",
+             cwd=repo).stdout
+    assert json.loads(cli) == metrics
 
     lock = (repo / "dvc.lock").read_text()
     sh("dvc", "repro", "-f", cwd=repo)

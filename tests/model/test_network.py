@@ -148,7 +148,7 @@ def test_a_length_penalty_lets_a_longer_reading_beat_an_early_end():
     -0.6 - 0.5 = -1.1. Divided by ((5 + length) / 6) ** 1, the longer reading wins (-0.94 against -1.0)."""
     net, x = make_net(), TOKENS.index("x")
 
-    def step(tokens, position, memory, cache, use_cache):
+    def step(tokens, position, memory, cache, use_cache, group=1):
         logp = torch.full((tokens.shape[0], len(TOKENS)), -10.0)
         for n, last in enumerate(tokens[:, -1].tolist()):
             if position == 0:
@@ -173,3 +173,20 @@ def test_the_exported_reader_keeps_its_length_penalty():
             assert torch.equal(scripted.net.beam_search(images, 3, length_penalty=1.5),
                                net.beam_search(images, 3, length_penalty=1.5))
             assert check_parity(net, scripted, [images], 3) == 3  # the eager reader takes the file's penalty
+
+
+def test_every_beam_hypothesis_comes_with_the_confidence_teacher_forcing_gives_it():
+    from im2latex.export import FormulaReader
+
+    net, images = make_net(max_len=12), torch.rand(3, 1, 32, 96)
+    reader = FormulaReader(net, TOKENS, 200, 4, [13.0], 3, length_penalty=1.0)
+    with torch.no_grad():
+        tokens, logp, lengths = net.beams(images, 3, length_penalty=1.0)
+        assert tokens.shape[:2] == (3, 3) and logp.shape == lengths.shape == (3, 3)
+        for k in range(3):
+            ids = [[t for t in row if t not in (0, 1, END)] for row in tokens[:, k].tolist()]
+            forced = torch.tensor(reader.confidence(images, ids))
+            assert torch.allclose((logp[:, k] / lengths[:, k]).exp(), forced, atol=1e-4)
+        best = net.beam_search(images, 3, length_penalty=1.0)
+        ranks = logp / ((5 + lengths) / 6)
+        assert torch.equal(best, tokens[torch.arange(3), ranks.argmax(-1)])
