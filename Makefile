@@ -24,9 +24,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	@test -x $(PY) && $(PY) -c "import torch" 2>/dev/null || { free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
 		[ "$$free" -ge 7 ] || { echo "installing needs about 7 GB free on this disk and it has $$free GB: free some space, then run make again" >&2; exit 1; }; }
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check $$(grep '^uv==' requirements.txt)
-	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements.txt \
-		|| { echo "uv could not install requirements.txt: trying pip" >&2; $(PY) -m pip install -q --disable-pip-version-check -r requirements.txt; }
+	{ $(PY) -m pip install -q --disable-pip-version-check $$(grep '^uv==' requirements.txt) \
+		&& $(VENV)/bin/uv pip install -q --python $(PY) -r requirements.txt; } \
+		|| { echo "uv could not install requirements.txt: installing it with pip" >&2; \
+			$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt; }
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
