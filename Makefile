@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 
 # requirements.txt pins every package, torch==2.14.1 and torchvision==0.29.1 among them, so pip never resolves another torch
 # torch's Linux build brings CUDA: the environment takes about 6 GB, so a short disk stops here, saying so.
-# uv installs the lock in about 40 s where pip took 2 min (README, "Reading at seven sizes"); pip stays the fallback. uv reads the
+# uv installs the lock in about 40 s where pip took 2 min (docs/experiments.md, "Reading at seven sizes"); pip stays the fallback. uv reads the
 # system's certificates (UV_SYSTEM_CERTS), as pip does here, for a TLS-intercepting proxy
 export UV_SYSTEM_CERTS := 1
 $(VENV)/.installed: requirements.txt pyproject.toml

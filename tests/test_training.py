@@ -247,7 +247,7 @@ def test_a_time_budget_ends_training_in_time_with_the_learning_rate_decayed(hand
           callbacks=[rates])
     assert time.perf_counter() - start < budget_s + 20  # the budget, plus start-up and saving
     steps = len(rates.rates)
-    assert cfg.warmup_steps < steps < 4 * cfg.max_epochs and f"time for {steps} of 400000 steps" in caplog.text
+    assert cfg.warmup_steps < steps < 4 * cfg.max_epochs and f"time for {steps} of 400000 planned steps" in caplog.text
     # the first epoch ran whole (4 formulas, batch 1), then the clock's pace thinned the later ones to a batch each
     per_epoch = [rates.epochs.count(e) for e in range(rates.epochs[-1] + 1)]
     assert per_epoch[0] == 4 and len(per_epoch) > 2 and set(per_epoch[1:]) == {1} and "thinned to 1 of its 4 batches" in caplog.text
