@@ -3,7 +3,7 @@ import torch
 
 from im2latex.data.vocab import END, SPECIALS
 from im2latex.model.inputs import to_batch
-from im2latex.model.network import MAX_RUN, Im2LatexNet
+from im2latex.model.network import MAX_RUN, Im2LatexNet, attend
 
 TOKENS = SPECIALS + ["{", "}", r"\left(", r"\right)", "x", "y", "^", "_", r"\frac"]
 
@@ -190,3 +190,23 @@ def test_every_beam_hypothesis_comes_with_the_confidence_teacher_forcing_gives_i
         best = net.beam_search(images, 3, length_penalty=1.0)
         ranks = logp / ((5 + lengths) / 6)
         assert torch.equal(best, tokens[torch.arange(3), ranks.argmax(-1)])
+
+
+def test_training_attention_leaves_cpu_bf16_autocast_and_keeps_its_masks():
+    """Under bf16 autocast on the CPU (training) attention runs in float32, the faster kernel there, and agrees with
+    the plain product: padding cells hidden by the bias, later positions hidden by the causal mask."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, n, 8).bfloat16() for n in (5, 7, 7))
+    bias = torch.zeros(2, 1, 1, 7)
+    bias[0, ..., 4:] = float("-inf")  # the first image's last 3 cells are batch padding
+
+    def product(q, k, v, mask):
+        return ((q.float() @ k.float().transpose(-2, -1)) / 8 ** 0.5 + mask).softmax(-1) @ v.float()
+
+    causal = torch.zeros(5, 5).masked_fill(torch.ones(5, 5, dtype=torch.bool).triu(1), float("-inf"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cross, self_ = attend(q, k, v, bias, 0.0, False), attend(q, q, q, None, 0.0, True)
+    assert cross.dtype == self_.dtype == torch.float32
+    assert torch.allclose(cross, product(q, k, v, bias), atol=1e-5)
+    assert torch.allclose(self_, product(q, q, q, causal), atol=1e-5)
+    assert not torch.allclose(cross, product(q, k, v, torch.zeros(2, 1, 1, 7)), atol=1e-2)  # the padding mattered
