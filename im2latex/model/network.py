@@ -71,6 +71,9 @@ class Encoder(nn.Module):
         self.register_buffer("pos_y", sinusoid(max_side, half), persistent=False)
         self.register_buffer("pos_x", sinusoid(max_side, d_model - half), persistent=False)
         self.layers = nn.ModuleList([EncoderLayer(d_model, heads, ff) for _ in range(layers)])
+        # the cells as the decoder reads them: without this norm (ReLU features plus positions, of any scale) the
+        # decoder's first 1,490 steps reached validation token accuracy 0.58 instead of 0.66 (docs/experiments.md, run Z)
+        self.norm = nn.LayerNorm(d_model)
 
     def forward(self, images: Tensor) -> Tensor:
         features = self.cnn(images.clamp(min=0.0))  # (B, d, h, w); batch padding reads as background
@@ -82,7 +85,7 @@ class Encoder(nn.Module):
             bias = cell_bias(images)
             for layer in self.layers:
                 x = layer(x, bias)
-        return x
+        return self.norm(x)
 
 
 @torch.jit.unused

@@ -21,6 +21,16 @@ def test_shapes():
     assert net.encoder(images).shape == (3, 5 * 15, 32)  # downsampled 8x, flattened
 
 
+def test_the_decoder_reads_cells_of_one_scale_however_faint_or_heavy_the_ink():
+    net = make_net(encoder_layers=0)
+    images = torch.rand(2, 1, 40, 120)
+    with torch.no_grad():
+        for ink in (0.05, 1.0, 20.0):  # the BN statistics of eval mode see features far outside training's range
+            cells = net.encoder(images * ink)
+            assert torch.allclose(cells.mean(-1), torch.zeros(2, 75), atol=1e-4)
+            assert torch.allclose(cells.std(-1, unbiased=False), torch.ones(2, 75), atol=1e-2)
+
+
 def test_decoder_is_causal():
     net = make_net()
     images, tokens = torch.rand(2, 1, 32, 64), torch.randint(0, len(TOKENS), (2, 8))
@@ -178,11 +188,12 @@ def test_the_exported_reader_keeps_its_length_penalty():
 def test_every_beam_hypothesis_comes_with_the_confidence_teacher_forcing_gives_it():
     from im2latex.export import FormulaReader
 
-    net, images = make_net(max_len=12), torch.rand(3, 1, 32, 96)
+    net, images = make_net(max_len=30), torch.rand(3, 1, 32, 96)
     reader = FormulaReader(net, TOKENS, 200, 4, [13.0], 3, length_penalty=1.0)
     with torch.no_grad():
         tokens, logp, lengths = net.beams(images, 3, length_penalty=1.0)
         assert tokens.shape[:2] == (3, 3) and logp.shape == lengths.shape == (3, 3)
+        assert (tokens == END).any(-1).all()  # a hypothesis cut at max_len lacks the end token teacher forcing adds
         for k in range(3):
             ids = [[t for t in row if t not in (0, 1, END)] for row in tokens[:, k].tolist()]
             forced = torch.tensor(reader.confidence(images, ids))
