@@ -65,6 +65,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="training steps timed")
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
+    missing = [str(p) for p in (args.data / "train.pkl", args.data / "test.pkl", args.weights, args.scripted) if not p.exists()]
+    if missing:
+        raise SystemExit(f"bench_model needs the pipeline's outputs, and these are missing: {', '.join(missing)}. Run `make repro` first")
 
     train_cfg = load_section(args.params, "train", TrainConfig)
     width = load_section(args.params, "evaluate", EvaluateConfig).beam_width

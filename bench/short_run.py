@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument("--model-key", nargs="*", default=[], help="model settings to change, e.g. d_model=160")
     parser.add_argument("--out", type=Path, default=Path("bench/short_run_results.json"))
     args = parser.parse_args()
+    missing = [p for p in ("data/preprocessed/train.pkl", "data/preprocessed/validate.pkl", "data/vocab.json") if not Path(p).exists()]
+    if missing:
+        raise SystemExit(f"short_run needs {', '.join(missing)}: run `dvc repro preprocess` first")
 
     train = load_section("params.yaml", "train", TrainConfig)
     model = dataclasses.asdict(load_section("params.yaml", "model", ModelConfig))
