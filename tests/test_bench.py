@@ -2,6 +2,7 @@
 fails here, not on the GPU machine an hour later) and prints its usage."""
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ SCRIPTS = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
 
 
 @pytest.fixture(scope="module")
-def started() -> dict[str, subprocess.Popen]:
+def started() -> Iterator[dict[str, subprocess.Popen]]:
     """Every script's `--help`, started at once: each spends its seconds importing torch, so together they take
     the time of a few rather than of all of them one after another."""
     runs = {script: subprocess.Popen([sys.executable, f"bench/{script}", "--help"], cwd=ROOT, text=True,
