@@ -35,7 +35,7 @@ def cmd_data_report(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from im2latex.evaluation import score_folder
-    from im2latex.export import load_reader
+    from im2latex.reader import load_reader
 
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -48,7 +48,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     import torch
 
     from im2latex.data.preprocessing import load_image
-    from im2latex.export import load_reader
+    from im2latex.reader import load_reader
 
     require_model(args.model)
     reader = load_reader(args.model)

@@ -1,12 +1,8 @@
 """Scoring a model on a split: metrics, per-sample predictions and a picture of the worst and best."""
 import csv
 import json
-import os
-import subprocess
-import tempfile
 import textwrap
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import editdistance
@@ -15,8 +11,9 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from im2latex import Im2LatexError
-from im2latex.data.rendering import LATEX_TIMEOUT_S, failed_formulas, page_count, preamble, require_latex
+from im2latex.data.layout import is_im2latex_layout, read_labelled_folder
+from im2latex.data.preprocessing import tensor_images
+from im2latex.data.rendering import render_rate
 from im2latex.files import atomic_file
 from im2latex.metrics import score
 
@@ -32,55 +29,6 @@ def predict_all(predict: Callable[[list[np.ndarray]], list[str]], images: list[n
                 predictions[i] = text
             bar.update(len(chunk))
     return predictions
-
-
-# A run of several formulas that has not ended by then loops (50 take 0.2 s) and is split; a formula
-# alone gets the data stage's patient timeout, so a busy machine never fails a formula that renders.
-LOOP_TIMEOUT_S = 0.5
-# Each formula is the argument of a macro that is not \long: an unclosed `{` then ends at the blank line
-# after it, as an error on its own page, instead of swallowing the next formulas' pages.
-CHECK = "\\def\\imtwolatexcheck#1{\\mbox{$\\displaystyle #1$}}\n"
-
-
-def latex_accepts(formulas: list[str]) -> list[bool]:
-    """Whether LaTeX typesets each formula without an error, from one `latex` run over a page per formula
-    (as the data stage renders, without the PNGs). When an error swallows pages, so that pages no longer
-    match formulas, the run is split in halves until the culprit is alone: a broken formula costs a few
-    runs, never one run per formula of its chunk."""
-    if not formulas:
-        return []
-    with tempfile.TemporaryDirectory(prefix="im2latex-eval-") as tmp:
-        tex = Path(tmp, "formulas.tex")
-        tex.write_text(preamble(12) + CHECK + "".join(
-            f"\\typeout{{IM2LATEX-FORMULA {i}}}\n\\mbox{{}}\\imtwolatexcheck{{{f}}}\n\n\\newpage\n"
-            for i, f in enumerate(formulas)) + "\\end{document}\n")
-        try:  # some broken formulas send TeX's error recovery into an endless loop
-            subprocess.run(["latex", "-interaction=nonstopmode", "-no-shell-escape", tex.name], cwd=tmp,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                           timeout=LATEX_TIMEOUT_S if len(formulas) == 1 else LOOP_TIMEOUT_S + 0.02 * len(formulas))
-            log_text = Path(tmp, "formulas.log").read_text(errors="replace")
-        except subprocess.TimeoutExpired:
-            log_text = ""
-    if log_text and page_count(log_text) == len(formulas):
-        failed = failed_formulas(log_text)
-        return [i not in failed for i in range(len(formulas))]
-    if len(formulas) == 1:
-        return [False]
-    half = len(formulas) // 2
-    return latex_accepts(formulas[:half]) + latex_accepts(formulas[half:])
-
-
-def render_rate(predictions: list[str], chunk: int = 50) -> float:
-    """Share of predictions that LaTeX renders without an error (empty ones do not count as rendered).
-    Chunks of `chunk` run in parallel, one `latex` process per core."""
-    if not predictions:
-        return 0.0
-    require_latex()
-    chunks = [predictions[i:i + chunk] for i in range(0, len(predictions), chunk)]
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        ok = [accepted and bool(p) for part, oks in zip(chunks, pool.map(latex_accepts, chunks))
-              for p, accepted in zip(part, oks)]
-    return sum(ok) / len(ok)
 
 
 def draw_examples(rows: list[tuple[str, np.ndarray, str, str]], path: str | Path) -> None:
@@ -135,41 +83,6 @@ def evaluate(names: list[str], images: list[np.ndarray], targets: list[str], pre
                       [(f"best #{k + 1}: {names[i]} (edit distance {distances[i]:.2f})", images[i], targets[i], predictions[i])
                        for k, i in enumerate(best)], picture_path)
     return metrics
-
-
-def tensor_images(images: list[np.ndarray]) -> list[torch.Tensor]:
-    return [torch.from_numpy(np.require(i, requirements=["C", "W"])) for i in images]
-
-
-def is_im2latex_layout(folder: Path, split: str, formulas: Path | None) -> bool:
-    from im2latex.data import layout
-
-    return formulas is None and (folder / layout.FORMULAS).is_file() and (folder / layout.split_file(split)).is_file()
-
-
-def read_labelled_folder(folder: Path, split: str, formulas: Path | None) -> tuple[list[str], list[Path], list[str]]:
-    """(names, image paths, formulas) of a dataset in IM2LATEX-100K layout, or of a plain folder of
-    N.png images whose labels are line N (counting from 0) of a formula file."""
-    from im2latex.data import layout
-
-    if not folder.is_dir():
-        raise Im2LatexError(f"{folder} is not a folder")
-    if is_im2latex_layout(folder, split, formulas):
-        samples = layout.read_split(folder, split)
-        return [s.image.stem for s in samples], [s.image for s in samples], [s.formula for s in samples]
-    candidates = [formulas] if formulas else [p for p in (folder / "formulas.lst", folder / "formulas.txt",
-                                                          folder / layout.FORMULAS) if p.is_file()]
-    if not candidates or not candidates[0].is_file():
-        raise Im2LatexError(f"{folder}: neither IM2LATEX-100K layout nor N.png images with a formulas.lst/formulas.txt "
-                            "(or pass --formulas FILE)")
-    labels = layout.decode_formulas(candidates[0].read_bytes(), str(candidates[0]))
-    images = sorted((p for p in folder.glob("*.png") if p.stem.isdigit()), key=lambda p: int(p.stem))
-    if not images:
-        raise Im2LatexError(f"{folder}: no images named N.png")
-    missing = [p.name for p in images if int(p.stem) >= len(labels)]
-    if missing:
-        raise Im2LatexError(f"{candidates[0]} has {len(labels)} lines, so {missing[0]} has no label")
-    return [p.stem for p in images], images, [labels[int(p.stem)] for p in images]
 
 
 def score_folder(read: Callable[[list[torch.Tensor]], list[str]], folder: Path, split: str = "test",

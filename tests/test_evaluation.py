@@ -3,8 +3,8 @@ import subprocess
 
 import pytest
 
-from im2latex import evaluation
-from im2latex.evaluation import latex_accepts, render_rate
+from im2latex.data import rendering
+from im2latex.data.rendering import latex_accepts, render_rate
 
 GOOD = [r"\frac { a } { b }", r"x ^ { 2 } + y _ { i }", r"\sqrt [ 8 ] { Q - 1 _ { e } }", r"\left( x \right)"]
 BROKEN = [
@@ -29,6 +29,6 @@ def test_render_rate_counts_empty_predictions_as_not_rendered():
 def test_a_clean_chunk_is_one_latex_run(monkeypatch):
     runs = []
     real = subprocess.run
-    monkeypatch.setattr(evaluation.subprocess, "run", lambda *a, **k: runs.append(a) or real(*a, **k))
+    monkeypatch.setattr(rendering.subprocess, "run", lambda *a, **k: runs.append(a) or real(*a, **k))
     assert latex_accepts(GOOD * 10 + [BROKEN[0], BROKEN[1], BROKEN[3]]) == [True] * 40 + [False] * 3
     assert len(runs) == 1

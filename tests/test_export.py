@@ -34,21 +34,21 @@ def test_two_checkouts_at_different_paths_export_byte_identical_files(tmp_path):
     with zipfile.ZipFile(tmp_path / "first-clone" / "model.pt") as z:
         names = {n.split("/", 1)[1] for n in z.namelist()}
         content = b"".join(z.read(n) for n in z.namelist())
-    assert "code/__torch__/im2latex/export.py.debug_pkl" in names  # the debug info is kept, its paths relative
+    assert "code/__torch__/im2latex/reader.py.debug_pkl" in names  # the debug info is kept, its paths relative
     for path in (str(tmp_path), sys.prefix, str(Path(im2latex.__file__).parents[1]), os.path.expanduser("~")):
         assert path.encode() not in content
-    assert b"im2latex/export.py" in content
+    assert b"im2latex/reader.py" in content
 
 
 def test_reading_sizes_are_the_training_size_times_each_scale_and_refuse_none():
     import pytest
 
     from im2latex import Im2LatexError
-    from im2latex.export import reading_sizes
+    from im2latex.reader import reading_sizes
 
     assert reading_sizes(13.0, [1.0, 1.5]) == [13.0, 19.5]
     for bad in ([], [1.2, 0.0], [-1.0]):
-        with pytest.raises(Im2LatexError, match="evaluate.read_scales must list one or more positive factors"):
+        with pytest.raises(Im2LatexError, match="read.read_scales must list one or more positive factors"):
             reading_sizes(13.0, bad)
 
 
@@ -58,7 +58,7 @@ def test_edit_distances_match_levenshtein_for_every_pair_scripted_too():
     import editdistance
     import torch
 
-    from im2latex.export import edit_distances
+    from im2latex.reader import edit_distances
 
     scripted = torch.jit.script(edit_distances)
     rng = random.Random(0)
@@ -69,7 +69,7 @@ def test_edit_distances_match_levenshtein_for_every_pair_scripted_too():
 
 
 def test_consensus_picks_the_reading_the_others_agree_with():
-    from im2latex.export import consensus
+    from im2latex.reader import consensus
 
     agreed, other = [4, 5, 6, 7], [9, 9, 9, 9]
     readings = [other, agreed, [4, 5, 6], [4, 5, 6, 8]]  # three near-agreeing readings, one lone confident one

@@ -9,14 +9,14 @@ import yaml
 
 from im2latex import Im2LatexError
 from im2latex.__main__ import main
-from im2latex.config import (DataConfig, EvaluateConfig, ExportConfig, ModelConfig, PreprocessConfig, ServeConfig,
+from im2latex.config import (DataConfig, EvaluateConfig, ExportConfig, ModelConfig, PreprocessConfig, ReadConfig, ServeConfig,
                              TrainConfig, VocabConfig, load_section)
 from im2latex.presets import apply_preset, exp_run_command
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = sorted((REPO / "presets").glob("*.yaml"))
 SECTIONS = {"data": DataConfig, "vocab": VocabConfig, "preprocess": PreprocessConfig, "model": ModelConfig,
-            "train": TrainConfig, "evaluate": EvaluateConfig, "export": ExportConfig, "serve": ServeConfig}
+            "train": TrainConfig, "read": ReadConfig, "evaluate": EvaluateConfig, "export": ExportConfig, "serve": ServeConfig}
 
 
 def leaves(mapping: dict, where: str = "") -> dict:
@@ -118,17 +118,19 @@ def test_the_command_applies_a_preset_by_name_or_says_which_exist(tmp_path, monk
 
 
 @pytest.mark.slow
-def test_the_gpu_preset_runs_the_pipeline_on_cpu_at_tiny_size(tiny_dataset, tmp_path, monkeypatch):
-    """The README's GPU path up to the GPU itself: apply the preset, then train, evaluate, export, and the
-    server's limits load; only the accelerator and the sizes are overridden (bf16, workers, beam width kept)."""
+@pytest.mark.parametrize("preset", [p.stem for p in PRESETS])
+def test_a_preset_runs_the_pipeline_on_cpu_at_tiny_size(preset, tiny_dataset, tmp_path, monkeypatch):
+    """The README's preset path: apply the preset, then train, evaluate, export, and the server's limits load; only
+    the accelerator, the sizes and the step plan are overridden (precision, workers, beam width, the rest kept)."""
     from stages import evaluate, export, preprocess, train, vocabulary
 
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     shutil.copytree(REPO / "presets", tmp_path / "presets")
     monkeypatch.chdir(tmp_path)
-    main(["preset", "gpu"])
+    main(["preset", preset])
     params = yaml.safe_load(Path("params.yaml").read_text())
-    assert params["train"]["precision"] == "bf16-mixed" and params["train"]["accelerator"] == "gpu"
+    overlay = leaves(yaml.safe_load((REPO / "presets" / f"{preset}.yaml").read_text()))
+    assert all(leaves(params)[key] == value for key, value in overlay.items())
     params["train"].update(accelerator="cpu", batch_size=8, max_epochs=1, warmup_steps=5)
     params["model"].update(d_model=32, heads=2, layers=1, ff=64, encoder_channels=8, max_len=50)
     params["preprocess"].update(max_tokens=48)
@@ -138,9 +140,9 @@ def test_the_gpu_preset_runs_the_pipeline_on_cpu_at_tiny_size(tiny_dataset, tmp_
     vocabulary.main("params.yaml", str(tiny_dataset), "data/vocab.json")
     preprocess.main("params.yaml", str(tiny_dataset), "data/vocab.json", "data/preprocessed", "metrics/preprocess.json")
     train.main("params.yaml", "data/preprocessed", "data/vocab.json", "models/weights.pt", "metrics/train", "checkpoints")
-    evaluate.main("params.yaml", str(tiny_dataset), "models/weights.pt", "metrics/evaluate.json",
-                  "metrics/predictions.tsv", "metrics/examples.png", "metrics/folders.json")
     export.main("params.yaml", "data/preprocessed/test.pkl", "models/weights.pt", "models/model.pt")
+    evaluate.main("params.yaml", str(tiny_dataset), "models/model.pt", "metrics/evaluate.json",
+                  "metrics/predictions.tsv", "metrics/examples.png", "metrics/folders.json")
     assert Path("metrics/train/metrics.json").is_file() and Path("metrics/evaluate.json").is_file()
     assert Path("models/model.pt").is_file()
     load_every_section(Path("params.yaml"))  # `python -m im2latex serve` reads its serve: section

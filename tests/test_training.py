@@ -9,12 +9,12 @@ import torch
 
 from im2latex.config import ModelConfig, SyntheticConfig, TrainConfig
 from im2latex.data import layout
-from im2latex.data.preprocessing import load_image, load_split, preprocess_split, save_split
+from im2latex.data.preprocessing import load_image, load_split, preprocess_split, save_split, tensor_images
 from im2latex.data.sources import build_synthetic
 from im2latex.data.tokenizer import tokenize
 from im2latex.data.vocab import build_vocabulary
-from im2latex.evaluation import tensor_images
-from im2latex.export import FormulaReader, check_parity, script
+from im2latex.export import check_parity, script
+from im2latex.reader import FormulaReader
 from im2latex.model.inputs import prepare, to_batch
 from im2latex.model.network import load_model
 from im2latex.training import train
@@ -180,7 +180,8 @@ def test_ddp_on_two_cpu_processes(handful, tmp_path):
 
 def test_checkpoint_key_follows_the_data_content_not_its_size_and_the_code(tmp_path, monkeypatch):
     from im2latex.config import ModelConfig, TrainConfig
-    from im2latex.data.vocab import SPECIALS, Vocabulary
+    from im2latex.data.vocab import Vocabulary
+    from im2latex.tokens import SPECIALS
     from im2latex.training import checkpoint_key
 
     model = ModelConfig(d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12,
@@ -257,3 +258,25 @@ def test_a_time_budget_ends_training_in_time_with_the_learning_rate_decayed(hand
     assert all(a >= b for a, b in zip(after_warmup, after_warmup[1:])) and after_warmup[-1] < 0.05 * cfg.lr
     net, _ = load_model(tmp_path / "w.pt")
     assert all(torch.isfinite(p).all() for p in net.parameters())
+
+
+class SlowMachine(pl.Callback):
+    """Every step takes longer, as on a busy hour."""
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        time.sleep(0.05)
+
+
+def test_without_a_time_budget_the_clock_changes_neither_the_steps_nor_the_weights(handful, tmp_path):
+    """max_minutes 0 (the default): two clones train the same steps to the same weights, however busy the machine."""
+    cfg = dataclasses.replace(TRAIN, batch_size=1, max_epochs=3)
+    runs = []
+    for name, callbacks in (("fast", []), ("slow", [SlowMachine()])):
+        rates = LearningRates()
+        train(handful / "pre", handful / "vocab.json", MODEL, cfg, tmp_path / f"{name}.pt", tmp_path / f"live-{name}",
+              tmp_path / f"ck-{name}", callbacks=[rates, *callbacks])
+        runs.append((rates.rates, torch.load(tmp_path / f"{name}.pt", weights_only=True)["state_dict"]))
+    (fast_rates, fast), (slow_rates, slow) = runs
+    assert len(fast_rates) == len(slow_rates) == 4 * cfg.max_epochs  # every planned step: 4 formulas, batch 1
+    assert fast_rates == slow_rates
+    assert fast.keys() == slow.keys() and all(torch.equal(fast[k], slow[k]) for k in fast)

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from im2latex.data.preprocessing import Split
-from im2latex.data.vocab import END, PAD, START
+from im2latex.tokens import END, PAD, START
 from im2latex.model.inputs import to_batch
 from im2latex.model.network import teacher_forcing
 

@@ -100,3 +100,30 @@ def write_lists(root: Path, formulas: list[str], splits: dict[str, list[tuple[in
     for split in SPLITS:
         with open(Path(root) / split_file(split), "w", encoding="utf-8", newline="\n") as f:
             f.writelines(f"{index} {name} basic\n" for index, name in splits[split])
+
+
+def is_im2latex_layout(folder: Path, split: str, formulas: Path | None) -> bool:
+    return formulas is None and (folder / FORMULAS).is_file() and (folder / split_file(split)).is_file()
+
+
+def read_labelled_folder(folder: Path, split: str, formulas: Path | None) -> tuple[list[str], list[Path], list[str]]:
+    """(names, image paths, formulas) of a dataset in IM2LATEX-100K layout, or of a plain folder of
+    N.png images whose labels are line N (counting from 0) of a formula file."""
+    if not folder.is_dir():
+        raise Im2LatexError(f"{folder} is not a folder")
+    if is_im2latex_layout(folder, split, formulas):
+        samples = read_split(folder, split)
+        return [s.image.stem for s in samples], [s.image for s in samples], [s.formula for s in samples]
+    candidates = [formulas] if formulas else [p for p in (folder / "formulas.lst", folder / "formulas.txt",
+                                                          folder / FORMULAS) if p.is_file()]
+    if not candidates or not candidates[0].is_file():
+        raise Im2LatexError(f"{folder}: neither IM2LATEX-100K layout nor N.png images with a formulas.lst/formulas.txt "
+                            "(or pass --formulas FILE)")
+    labels = decode_formulas(candidates[0].read_bytes(), str(candidates[0]))
+    images = sorted((p for p in folder.glob("*.png") if p.stem.isdigit()), key=lambda p: int(p.stem))
+    if not images:
+        raise Im2LatexError(f"{folder}: no images named N.png")
+    missing = [p.name for p in images if int(p.stem) >= len(labels)]
+    if missing:
+        raise Im2LatexError(f"{candidates[0]} has {len(labels)} lines, so {missing[0]} has no label")
+    return [p.stem for p in images], images, [labels[int(p.stem)] for p in images]

@@ -113,3 +113,8 @@ def load_split(path: str | Path) -> Split:
     if not isinstance(data, dict) or set(data) != {"images", "ids", "formulas", "names"}:
         raise Im2LatexError(f"{path}: not a preprocessed split")
     return Split(**data)
+
+
+def tensor_images(images: list[np.ndarray]) -> list[torch.Tensor]:
+    """Images as the tensors the reader takes (writable, contiguous)."""
+    return [torch.from_numpy(np.require(i, requirements=["C", "W"])) for i in images]

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,3 +171,52 @@ def render_formulas(formulas: list[str], targets: list[Path], seed: int, style: 
             ok += result
             bar.update(len(result))
     return ok
+
+
+# A run of several formulas that has not ended by then loops (50 take 0.2 s) and is split; a formula
+# alone gets the data stage's patient timeout, so a busy machine never fails a formula that renders.
+LOOP_TIMEOUT_S = 0.5
+# Each formula is the argument of a macro that is not \long: an unclosed `{` then ends at the blank line
+# after it, as an error on its own page, instead of swallowing the next formulas' pages.
+CHECK = "\\def\\imtwolatexcheck#1{\\mbox{$\\displaystyle #1$}}\n"
+
+
+def latex_accepts(formulas: list[str]) -> list[bool]:
+    """Whether LaTeX typesets each formula without an error, from one `latex` run over a page per formula
+    (as the data stage renders, without the PNGs). When an error swallows pages, so that pages no longer
+    match formulas, the run is split in halves until the culprit is alone: a broken formula costs a few
+    runs, never one run per formula of its chunk."""
+    if not formulas:
+        return []
+    with tempfile.TemporaryDirectory(prefix="im2latex-eval-") as tmp:
+        tex = Path(tmp, "formulas.tex")
+        tex.write_text(preamble(12) + CHECK + "".join(
+            f"\\typeout{{IM2LATEX-FORMULA {i}}}\n\\mbox{{}}\\imtwolatexcheck{{{f}}}\n\n\\newpage\n"
+            for i, f in enumerate(formulas)) + "\\end{document}\n")
+        try:  # some broken formulas send TeX's error recovery into an endless loop
+            subprocess.run(["latex", "-interaction=nonstopmode", "-no-shell-escape", tex.name], cwd=tmp,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                           timeout=LATEX_TIMEOUT_S if len(formulas) == 1 else LOOP_TIMEOUT_S + 0.02 * len(formulas))
+            log_text = Path(tmp, "formulas.log").read_text(errors="replace")
+        except subprocess.TimeoutExpired:
+            log_text = ""
+    if log_text and page_count(log_text) == len(formulas):
+        failed = failed_formulas(log_text)
+        return [i not in failed for i in range(len(formulas))]
+    if len(formulas) == 1:
+        return [False]
+    half = len(formulas) // 2
+    return latex_accepts(formulas[:half]) + latex_accepts(formulas[half:])
+
+
+def render_rate(predictions: list[str], chunk: int = 50) -> float:
+    """Share of predictions that LaTeX renders without an error (empty ones do not count as rendered).
+    Chunks of `chunk` run in parallel, one `latex` process per core."""
+    if not predictions:
+        return 0.0
+    require_latex()
+    chunks = [predictions[i:i + chunk] for i in range(0, len(predictions), chunk)]
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        ok = [accepted and bool(p) for part, oks in zip(chunks, pool.map(latex_accepts, chunks))
+              for p, accepted in zip(part, oks)]
+    return sum(ok) / len(ok)

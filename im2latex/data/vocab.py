@@ -3,25 +3,10 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import List
 
 from im2latex import Im2LatexError
 from im2latex.files import atomic_file
-
-PAD, START, END, UNK = 0, 1, 2, 3  # the one home of these ids: the network and the exported file use them too
-SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
-
-
-def strip_specials(ids: List[int], end: int, skip: List[int]) -> List[int]:
-    """`ids` up to the first `end`, without the ids in `skip` (TorchScript compiles it into the exported file)."""
-    kept: List[int] = []
-    for i in ids:
-        if i == end:
-            break
-        if i not in skip:
-            kept.append(i)
-    return kept
-
+from im2latex.tokens import END, PAD, SPECIALS, START, UNK, strip_specials
 
 class Vocabulary:
     def __init__(self, tokens: list[str]):

@@ -53,14 +53,31 @@ def resize(image: Tensor, scale: float) -> Tensor:
 
 
 def prepare(image: Tensor, threshold: int, pad: int, glyph_height: float) -> Tensor:
-    """uint8 grayscale (H, W) -> uint8 (h, w): cropped to the pixels darker than `threshold`, resized so
+    """uint8 grayscale (H, W) -> uint8 (h, w): turned into dark ink on white (`dark_ink`), cropped to the pixels darker than `threshold`, resized so
     that its glyph size (`glyph_size`) is `glyph_height` pixels (0: not resized), padded with `pad` white pixels.
     A blank image gives a (0, 0) tensor."""
     return prepare_sizes(image, threshold, pad, [glyph_height])[0]
 
 
+def dark_ink(image: Tensor) -> Tensor:
+    """A uint8 (H, W) image as dark ink on a white background: light ink on a dark background (dark mode) is
+    inverted, and a tinted background (its border's median under 230) is brightened to white. An image with a
+    white background is returned as it is, so the training images pass unchanged."""
+    if image.numel() == 0:
+        return image
+    border = torch.cat([image[0], image[-1], image[:, 0], image[:, -1]])
+    background = float(border.float().median())
+    if background < 128:
+        image = 255 - image
+        background = 255.0 - background
+    if background < 230:
+        image = (image.float() * (255.0 / max(background, 1.0))).round().clamp(0, 255).to(torch.uint8)
+    return image
+
+
 def prepare_sizes(image: Tensor, threshold: int, pad: int, glyph_heights: List[float]) -> List[Tensor]:
     """`prepare` at each of `glyph_heights`, the crop and the glyph size computed once."""
+    image = dark_ink(image)
     ink = image < threshold
     rows, cols = ink.any(1).nonzero(), ink.any(0).nonzero()
     if rows.numel() == 0:

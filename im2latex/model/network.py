@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
 
-from im2latex.data.vocab import END, PAD, START
+from im2latex.tokens import END, PAD, START
 from im2latex.files import atomic_file
 
 # Decoding stops a token from running longer than this (braces exempt). A model that has lost its place in

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from im2latex.config import ServeConfig
 from im2latex.data.rendering import RenderStyle, render_formulas
-from im2latex.export import load_reader
+from im2latex.reader import load_reader
 from im2latex.serve.batcher import Batcher
 from im2latex.serve.errors import ApiError, BodyLimit
 from im2latex.serve.fetch import FetchError, fetch, public_address

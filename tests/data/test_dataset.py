@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from im2latex.data.dataset import BucketBatchSampler, collate
-from im2latex.data.vocab import END, PAD, START
+from im2latex.tokens import END, PAD, START
 
 
 def test_collate_shifts_targets_against_inputs_and_pads():

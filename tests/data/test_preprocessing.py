@@ -101,6 +101,18 @@ def test_a_transparent_whole_page_reads_as_its_tight_crop(renders):
     assert _similar(from_crop, from_page) > 0.95
 
 
+def test_dark_mode_and_a_tinted_background_read_as_dark_ink_on_white(renders):
+    """A screenshot in dark mode (light ink on a dark background) and one on a tinted page give the same input
+    as the original, not one block of 'ink'."""
+    cfg = PREPROCESS.__class__(**{**PREPROCESS.__dict__, "glyph_height": 10.0})
+    original = prepare_image(renders[150], cfg)
+    assert (prepare_image(255 - renders[150], cfg) == original).all()
+    tinted = prepare_image((renders[150] * (215 / 255)).round().astype(np.uint8), cfg)  # a light gray-blue page
+    assert tinted.shape == original.shape and _similar(original, tinted) > 0.99
+    dark_tinted = prepare_image((40 + (255 - renders[150]) * (180 / 255)).astype(np.uint8), cfg)  # gray ink on near-black
+    assert dark_tinted.shape == original.shape and _similar(original, dark_tinted) > 0.99
+
+
 def test_transparent_png_is_composited_on_white():
     rgba = np.zeros((4, 4, 4), np.uint8)  # black, fully transparent ...
     rgba[1, 1] = (0, 0, 0, 255)  # ... but one opaque black pixel

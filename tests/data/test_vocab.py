@@ -1,7 +1,8 @@
 import pytest
 
 from im2latex import Im2LatexError
-from im2latex.data.vocab import END, SPECIALS, UNK, Vocabulary, build_vocabulary
+from im2latex.data.vocab import Vocabulary, build_vocabulary
+from im2latex.tokens import END, SPECIALS, UNK
 
 
 def test_min_freq_specials_and_order():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from im2latex.data.vocab import END, SPECIALS
+from im2latex.tokens import END, SPECIALS
 from im2latex.model.inputs import to_batch
 from im2latex.model.network import MAX_RUN, Im2LatexNet, attend
 
@@ -186,7 +186,7 @@ def test_the_exported_reader_keeps_its_length_penalty():
 
 
 def test_every_beam_hypothesis_comes_with_the_confidence_teacher_forcing_gives_it():
-    from im2latex.export import FormulaReader
+    from im2latex.reader import FormulaReader
 
     net, images = make_net(max_len=30), torch.rand(3, 1, 32, 96)
     reader = FormulaReader(net, TOKENS, 200, 4, [13.0], 3, length_penalty=1.0)
