@@ -5,13 +5,17 @@ PY := $(VENV)/bin/python
 # dvc.yaml runs `python -m stages.…`: that must be the venv's python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: repro test install tex browser docker-engine image base-image
+.PHONY: repro test test-fast install tex browser docker-engine image base-image
 
 repro: install tex
 	dvc repro
 
 test: install tex browser docker-engine
 	python -m pytest -q; rc=$$?; [ $$rc != 5 ] || echo "pytest collected no tests" >&2; exit $$rc
+
+# The edit loop: every test but the slow end-to-end ones (the pipeline, the container image, DDP, the presets)
+test-fast: install tex
+	python -m pytest -q -m "not slow"; rc=$$?; [ $$rc != 5 ] || echo "pytest collected no tests" >&2; exit $$rc
 
 install: $(VENV)/.installed
 
