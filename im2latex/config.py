@@ -39,7 +39,7 @@ class DataConfig:
     seed: StrictInt
     folder: StrictStr  # dataset in IM2LATEX-100K layout, for source=folder
     mirrors: list[StrictStr]  # base URLs of IM2LATEX-100K's files, tried in order, for source=im2latex-100k
-    manifest: StrictStr  # URL of the record that publishes each file's size and md5
+    manifest: StrictStr  # URL of the record that publishes each file's size and md5: a cross-check of the md5s pinned in download.py
     synthetic: SyntheticConfig
 
 
