@@ -7,10 +7,8 @@ normalised perfectly would give each formula the same value per 100 dpi at every
 prints the geometric mean over the formulas of that value against the same formula's at the highest dpi (the
 bias of low resolutions) and the spread of that ratio (sd of its log: the noise per image). Formulas differ in
 true size (the renderer draws \\small, \\normalsize or \\large), but each keeps its size across dpi, so the
-ratios are free of it. Writes the figures to bench/glyph_measure_results.json.
+ratios are free of it. Writes the figures to --out (default bench/glyph_measure_results.json).
 """
-import argparse
-import json
 import math
 import statistics
 import tempfile
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+import common
 from im2latex.data.generator import generate_formulas
 from im2latex.data.preprocessing import load_image
 from im2latex.data.rendering import RenderStyle, render_formulas
@@ -25,11 +24,10 @@ from im2latex.model.inputs import glyph_size
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.make_parser(__doc__, "bench/glyph_measure_results.json")
     parser.add_argument("--formulas", type=int, default=40, help="generated formulas (default: %(default)s)")
     parser.add_argument("--dpi", type=int, nargs="+", default=[75, 100, 150, 200, 300])
     parser.add_argument("--threshold", type=int, default=200, help="pixels darker than this are ink (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("bench/glyph_measure_results.json"))
     args = parser.parse_args()
     formulas = generate_formulas(args.formulas, 1, 60)
     per_100_dpi: dict[int, dict[int, float]] = {}
@@ -53,8 +51,7 @@ def main() -> None:
                             "sd_log_ratio": round(statistics.pstdev(logs), 3)}
     results = {"formulas": len(formulas), "threshold": args.threshold, f"against_{top}_dpi": against_top,
                "median_px_per_100_dpi": {dpi: round(statistics.median(v.values()), 2) for dpi, v in per_100_dpi.items()}}
-    print(json.dumps(results, indent=1))
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    common.write(results, args.out)
 
 
 if __name__ == "__main__":

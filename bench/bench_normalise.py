@@ -3,20 +3,19 @@
     python bench/bench_normalise.py                        # 9,000 formulas from the synthetic generator
     python bench/bench_normalise.py formulas.raw.lst       # the lines of a file, repeated up to 9,000
 
-Prints the figures and writes them to bench/normalise_results.json.
+Prints the figures and writes them to --out (default bench/normalise_results.json).
 """
-import argparse
-import json
 import time
 from pathlib import Path
 
+import common
 from im2latex.data.generator import generate_formulas
 from im2latex.data.layout import decode_formulas
 from im2latex.data.normalise import normalise_all
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.make_parser(__doc__, "bench/normalise_results.json")
     parser.add_argument("formulas", type=Path, nargs="?", help="one formula per line (default: generated formulas)")
     parser.add_argument("--count", type=int, default=9000, help="formulas to normalise (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best is reported (default: %(default)s)")
@@ -34,8 +33,7 @@ def main() -> None:
     best = min(times)
     results = {"source": source, "formulas": len(formulas), "seconds": round(best, 3),
                "formulas_per_s": round(len(formulas) / best), "fallbacks": fallbacks}
-    print(json.dumps(results, indent=1))
-    (Path(__file__).parent / "normalise_results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    common.write(results, args.out)
 
 
 if __name__ == "__main__":

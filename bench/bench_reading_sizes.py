@@ -1,5 +1,5 @@
 """Benchmark: how to read an image, chosen on labelled folders. Every image is read once at each reading size
-(evaluate.read_scales relative to preprocess.glyph_height), keeping every hypothesis of the beam with its
+(read.read_scales relative to preprocess.glyph_height), keeping every hypothesis of the beam with its
 confidence; each set of sizes and each `agreement` then picks per image as the exported file does (`consensus`
 over the candidates of those sizes; `max` keeps the most confident one). Prints BLEU-4 and edit score per folder
 and rule, writes them as JSON.
@@ -9,18 +9,15 @@ and rule, writes them as JSON.
 
 A folder is N.png + formulas.lst, or IM2LATEX-100K layout (`data/raw --split validate` reads the raw synthetic
 validation images). Needs models/weights.pt (`make repro`)."""
-import argparse
 import hashlib
-import json
 from pathlib import Path
 
 import torch
 
-from im2latex.config import EvaluateConfig, PreprocessConfig, load_section
+import common
 from im2latex.evaluation import score_folder
-from im2latex.export import FormulaReader, consensus
 from im2latex.model.inputs import prepare_sizes, to_batch
-from im2latex.model.network import load_model
+from im2latex.reader import FormulaReader, consensus
 
 
 class Readings:
@@ -61,24 +58,24 @@ class Readings:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.make_parser(__doc__, "bench/reading_sizes_results.json", "params", "weights")
     parser.add_argument("folders", type=Path, nargs="+")
     parser.add_argument("--split", default="test", help="split of a folder in IM2LATEX-100K layout")
     parser.add_argument("--sets", nargs="+", default=["1.1,1.3", "1.0,1.1,1.2,1.3", "0.9,1.0,1.1,1.2,1.3",
-                                                      "0.9,1.0,1.1,1.2,1.3,1.4"], help="comma-separated scales")
+                                                      "0.9,1.0,1.1,1.2,1.3,1.4"],
+                        help="comma-separated scales; read.read_scales is always added")
     parser.add_argument("--agreements", nargs="+", default=["max", "8", "16", "32"])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--weights", type=Path, default=Path("models/weights.pt"))
-    parser.add_argument("--out", type=Path, default=Path("bench/reading_sizes_results.json"))
     args = parser.parse_args()
-    prep = load_section(args.params, "preprocess", PreprocessConfig)
-    evaluate = load_section(args.params, "evaluate", EvaluateConfig)
+    common.require(args.weights)
+    params = common.load_params(args.params)
+    prep, read_cfg = params.preprocess, params.read
     sets = [tuple(float(s) for s in spec.split(",")) for spec in args.sets]
+    sets += [] if tuple(read_cfg.read_scales) in sets else [tuple(read_cfg.read_scales)]  # what the exported file reads at
     scales = sorted({s for scales in sets for s in scales})
-    net, tokens = load_model(args.weights)
-    reader = FormulaReader(net, tokens, prep.threshold, prep.pad, [prep.glyph_height], evaluate.beam_width,
-                           evaluate.length_penalty)
-    results = {"weights": str(args.weights), "beam_width": evaluate.beam_width, "split": args.split, "scores": {}}
+    net, tokens, _ = common.load_weights(args.weights)
+    reader = FormulaReader(net, tokens, prep.threshold, prep.pad, [prep.glyph_height], read_cfg.beam_width,
+                           read_cfg.length_penalty)
+    results = {"weights": str(args.weights), "beam_width": read_cfg.beam_width, "split": args.split, "scores": {}}
     for folder in args.folders:
         readings = Readings(reader, scales, prep.glyph_height)
         results["scores"][str(folder)] = rows = {}
@@ -88,8 +85,7 @@ def main() -> None:
                 rows[f"{' + '.join(map(str, scales_set))}, {agreement}"] = row = {
                     k: metrics[k] for k in ("bleu4", "edit_score", "exact_match")}
                 print(folder, scales_set, agreement, row, flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    common.write(results, args.out)
 
 
 if __name__ == "__main__":

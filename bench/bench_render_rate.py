@@ -1,19 +1,22 @@
-"""Benchmark: formulas/s of the render-rate check (evaluation.render_rate) on 500 model-like predictions:
-the 300 of metrics/predictions.tsv, then 200 of its targets cut at a random token (as a model that stops
-early or runs on leaves them: many do not render). Prints the figures.
+"""Benchmark: formulas/s of the render-rate check (im2latex.data.rendering.render_rate) on 500 model-like predictions:
+the 300 of metrics/predictions.tsv (--predictions), then 200 of its targets cut at a random token (as a model that stops
+early or runs on leaves them: many do not render). Prints the figures and writes them as JSON.
 
-    python bench/bench_render_rate.py [--n 500]"""
-import argparse
+    python bench/bench_render_rate.py [--n 500] [--out bench/render_rate_results.json]
+
+Needs metrics/predictions.tsv (`dvc repro evaluate`)."""
 import csv
 import logging
 import random
 import time
+from pathlib import Path
 
-from im2latex.evaluation import render_rate
+import common
+from im2latex.data.rendering import render_rate
 
 
-def predictions(n: int) -> list[str]:
-    with open("metrics/predictions.tsv", newline="") as f:
+def predictions(path: Path, n: int) -> list[str]:
+    with open(path, newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     rng = random.Random(0)
     out = [r["prediction"] for r in rows]
@@ -24,15 +27,18 @@ def predictions(n: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.make_parser(__doc__, "bench/render_rate_results.json")
     parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--predictions", type=Path, default=Path("metrics/predictions.tsv"), help="(default: %(default)s)")
     args = parser.parse_args()
+    common.require(args.predictions, hint="run `dvc repro evaluate` first")
     logging.disable(logging.WARNING)
-    formulas = predictions(args.n)
+    formulas = predictions(args.predictions, args.n)
     start = time.perf_counter()
     rate = render_rate(formulas)
     seconds = time.perf_counter() - start
-    print(f"{len(formulas)} predictions, render rate {rate:.3f}: {seconds:.1f} s, {len(formulas) / seconds:.0f} formulas/s")
+    common.write({"predictions": len(formulas), "render_rate": round(rate, 3), "seconds": round(seconds, 1),
+                  "formulas_per_s": round(len(formulas) / seconds)}, args.out)
 
 
 if __name__ == "__main__":

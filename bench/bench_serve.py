@@ -4,7 +4,6 @@ requests, sequential and concurrent. Starts `python -m im2latex serve` itself; e
     python bench/bench_serve.py [--requests 40] [--clients 4] [--batch 4] [--out bench/serve_results.json]
 
 Needs models/model.pt and data/raw (run `make repro` first)."""
-import argparse
 import base64
 import json
 import socket
@@ -17,6 +16,8 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import common
 
 
 def post(url: str, images: list[bytes]) -> tuple[int, float]:
@@ -62,14 +63,13 @@ def run(url: str, images: list[bytes], requests: int, clients: int, batch: int) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=Path("models/model.pt"))
+    parser = common.make_parser(__doc__, "bench/serve_results.json", "model")
     parser.add_argument("--images", type=Path, default=Path("data/raw/formula_images"))
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--out", type=Path, default=Path("bench/serve_results.json"))
     args = parser.parse_args()
+    common.require(args.model, args.images)
     images = [p.read_bytes() for p in sorted(args.images.glob("*.png"))[-50:]]  # the test split's images
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,8 +93,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(json.dumps(results, indent=2))
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    common.write(results, args.out)
 
 
 if __name__ == "__main__":

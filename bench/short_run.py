@@ -2,23 +2,19 @@
 of its batches, with training's warm-up and a cosine decay over just those steps, then the validation loss and
 token accuracy. Prints them and adds them to the JSON file under NAME.
 
-    python bench/short_run.py NAME [--lr 3e-3] [--beta2 0.999] [--label-smoothing 0.1] [--warmup 300] [--keep 0.8]
+    python bench/short_run.py NAME [--lr X] [--beta2 0.999] [--label-smoothing 0.1] [--warmup 300] [--keep 0.8]
                               [--model-key key=value …] [--out bench/short_run_results.json]
 
 About 5 minutes on 2 cores at `--keep 0.8` (1,490 steps). Two runs of one setting agreed to 0.0003 in token
 accuracy, so differences of a hundredth are real (for the first epoch: check the winner with a whole run).
 Needs data/preprocessed and data/vocab.json (`dvc repro preprocess`)."""
-import argparse
-import dataclasses
 import json
 import time
-from pathlib import Path
 
 import pytorch_lightning as pl
 import yaml
 
-from im2latex.config import ModelConfig, TrainConfig, load_section
-from im2latex.data.vocab import Vocabulary
+import common
 from im2latex.training import FormulaDataModule, Im2LatexModule
 
 
@@ -34,33 +30,30 @@ class Thin(pl.Callback):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.make_parser(__doc__, "bench/short_run_results.json", "params", "data", "vocab")
     parser.add_argument("name")
-    parser.add_argument("--lr", type=float)
+    parser.add_argument("--lr", type=float, help="(default: train.lr)")
     parser.add_argument("--beta2", type=float, default=0.999)
-    parser.add_argument("--label-smoothing", type=float)
+    parser.add_argument("--label-smoothing", type=float, help="(default: train.label_smoothing)")
     parser.add_argument("--warmup", type=int, help="warm-up steps (default: train.warmup_steps)")
     parser.add_argument("--keep", type=float, default=0.8)
     parser.add_argument("--model-key", nargs="*", default=[], help="model settings to change, e.g. d_model=160")
-    parser.add_argument("--out", type=Path, default=Path("bench/short_run_results.json"))
     args = parser.parse_args()
-    missing = [p for p in ("data/preprocessed/train.pkl", "data/preprocessed/validate.pkl", "data/vocab.json") if not Path(p).exists()]
-    if missing:
-        raise SystemExit(f"short_run needs {', '.join(missing)}: run `dvc repro preprocess` first")
+    common.require(args.data / "train.pkl", args.data / "validate.pkl", args.vocab, hint="run `dvc repro preprocess` first")
 
-    train = load_section("params.yaml", "train", TrainConfig)
-    model = dataclasses.asdict(load_section("params.yaml", "model", ModelConfig))
+    params = common.load_params(args.params)
+    train, model = params.train, params.model
     model.update({k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.model_key)})
     lr = args.lr or train.lr
     smoothing = train.label_smoothing if args.label_smoothing is None else args.label_smoothing
     warmup = train.warmup_steps if args.warmup is None else args.warmup
     pl.seed_everything(train.seed, workers=True)
-    data = FormulaDataModule("data/preprocessed", train.batch_size, train.seed, 0, curriculum=1)
+    data = FormulaDataModule(args.data, train.batch_size, train.seed, 0, curriculum=1)
     data.setup()
     loader = data.train_dataloader()
     loader.batch_sampler.keep = args.keep
     steps = len(loader.batch_sampler)
-    module = Im2LatexModule(Vocabulary.load("data/vocab.json").tokens, model, lr, train.weight_decay,
+    module = Im2LatexModule(common.load_tokens(args.vocab), model, lr, train.weight_decay,
                             warmup, steps, smoothing)
     configure = module.configure_optimizers
 

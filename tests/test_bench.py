@@ -1,5 +1,5 @@
-"""Every benchmark script starts: `--help` imports all it uses from the project (a renamed or removed function
-fails here, not on the GPU machine an hour later) and prints its usage."""
+"""Every benchmark script starts: `--help` imports all it uses from the project, through bench/common.py (a renamed
+or removed function fails here, not on the GPU machine an hour later) and prints its usage."""
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
+SCRIPTS = sorted(p.name for p in (ROOT / "bench").glob("*.py") if p.name != "common.py")  # common: their shared module
 
 
 @pytest.fixture(scope="module")
