@@ -35,14 +35,16 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-# The synthetic data source renders formulas with real LaTeX (latex + dvipng)
+# The synthetic data source renders formulas with real LaTeX (latex + dvipng), in Computer Modern and in the math
+# fonts of texlive-fonts-recommended (Times, Palatino) and lmodern (Latin Modern)
+TEX_PACKAGES := texlive-latex-base dvipng texlive-fonts-recommended lmodern
 tex:
-	@if command -v latex >/dev/null && command -v dvipng >/dev/null; then :; \
+	@if command -v latex >/dev/null && command -v dvipng >/dev/null && kpsewhich ptmr7t.tfm >/dev/null && kpsewhich lmodern.sty >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing texlive-latex-base and dvipng (about 60 MB)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends texlive-latex-base dvipng >/dev/null; \
+		echo "installing $(TEX_PACKAGES) (about 80 MB)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES) >/dev/null; \
 	else \
-		echo "LaTeX is missing: install latex and dvipng (Debian/Ubuntu: sudo apt-get install texlive-latex-base dvipng; macOS: MacTeX), then run make again" >&2; \
+		echo "LaTeX is missing: install it (Debian/Ubuntu: sudo apt-get install $(TEX_PACKAGES); macOS: MacTeX), then run make again" >&2; \
 		exit 1; \
 	fi
 

@@ -25,8 +25,11 @@ def cmd_normalise(args: argparse.Namespace) -> None:
 
 
 def cmd_data_report(args: argparse.Namespace) -> None:
-    from im2latex.data.report import compare
+    from im2latex.data.report import compare, describe
 
+    if args.reference is None:
+        print(json.dumps(describe(args.data), indent=1))
+        return
     for path in (args.reference / "vocab_val_freq.tsv", args.reference / "stats.json"):
         if not path.is_file():
             raise Im2LatexError(f"{path}: missing (the reference folder needs vocab_val_freq.tsv and stats.json)")
@@ -108,11 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("latex", nargs="*", help="formulas (default: one per line on standard input)")
     p.set_defaults(run=cmd_normalise)
 
-    p = commands.add_parser("data-report", help="compare a dataset's formulas with IM2LATEX-100K's statistics",
-                            description="Token coverage and length histogram of DATA (IM2LATEX-100K layout, e.g. data/raw) "
-                                        "against a folder holding vocab_val_freq.tsv and stats.json of the real dataset.")
+    p = commands.add_parser("data-report", help="what a dataset holds: formulas, lengths, renderer shares; coverage of IM2LATEX-100K",
+                            description="Formulas, lengths and the share of each renderer (font, web look) of DATA "
+                                        "(IM2LATEX-100K layout, e.g. data/raw); with --reference, also its token and "
+                                        "bigram coverage and length histogram against the real dataset's statistics.")
     p.add_argument("data", type=Path, help="dataset folder, e.g. data/raw")
-    p.add_argument("--reference", type=Path, required=True, help="folder with vocab_val_freq.tsv and stats.json")
+    p.add_argument("--reference", type=Path, help="folder with vocab_val_freq.tsv and stats.json of the real dataset")
     p.set_defaults(run=cmd_data_report)
 
     p = commands.add_parser("evaluate", help="score the exported model on a labelled dataset folder",

@@ -16,7 +16,7 @@ from im2latex.model.network import Im2LatexNet
 
 TINY = SyntheticConfig(train=16, validate=4, test=4, max_tokens=40, dpi=(90, 200), pad=(2, 8), noise=0.01, font_sizes=[10, 12],
                        downsample=(1.0, 2.0), bold=0.2, blur=0.2, binarise=0.1, jpeg=0.1, chunk=8,
-                       eval_chunk=2)
+                       eval_chunk=2, renderers={"latex": 1.0}, tinted=0.0, dark=0.0)
 PREPROCESS = PreprocessConfig(threshold=200, pad=4, glyph_height=0.0, max_height=160, max_width=800, max_tokens=150)
 
 

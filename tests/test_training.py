@@ -32,7 +32,8 @@ def handful(tmp_path_factory):
     """Four short rendered formulas, preprocessed; the same four serve as train, validate and test."""
     root = tmp_path_factory.mktemp("handful")
     cfg = SyntheticConfig(train=4, validate=0, test=0, max_tokens=6, dpi=(100, 100), pad=(4, 4), noise=0.0, font_sizes=[12],
-                          downsample=(1.0, 1.0), bold=0.0, blur=0.0, binarise=0.0, jpeg=0.0, chunk=4, eval_chunk=4)
+                          downsample=(1.0, 1.0), bold=0.0, blur=0.0, binarise=0.0, jpeg=0.0, chunk=4, eval_chunk=4,
+                          renderers={"latex": 1.0}, tinted=0.0, dark=0.0)
     (root / "raw").mkdir()
     build_synthetic(root / "raw", cfg, seed=7)
     samples = layout.read_split(root / "raw", "train")

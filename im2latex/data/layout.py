@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 FORMULAS = "im2latex_formulas.lst"
 SPLITS = ("train", "validate", "test")
 IMAGES = "formula_images"
+RENDERERS = "renderers.tsv"  # "<image name>\t<renderer>" per line, written by the synthetic source
 
 
 def split_file(split: str) -> str:

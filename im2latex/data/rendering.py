@@ -3,6 +3,7 @@ over a document with one formula per page, then `dvipng -T tight`. Each chunk dr
 dpi; each image may then be downsampled (antialiasing, like the dataset's 200 dpi renders halved),
 emboldened, blurred, binarised or JPEG-compressed, so the renders span what users feed."""
 import io
+import logging
 import contextlib
 import multiprocessing
 import os
@@ -21,6 +22,8 @@ from tqdm import tqdm
 
 from im2latex import Im2LatexError
 
+log = logging.getLogger(__name__)
+
 
 _PREAMBLE = r"""\documentclass[{size}pt]{article}
 \usepackage{amsmath,amssymb}
@@ -29,9 +32,16 @@ _PREAMBLE = r"""\documentclass[{size}pt]{article}
 """
 
 
-def preamble(size: int) -> str:
-    """The document's start, at a font size of 10, 11 or 12 pt."""
-    return _PREAMBLE.replace("{size}", str(size))
+# Renderers of the synthetic data: LaTeX in Computer Modern and in three other math fonts from Debian's TeX packages
+# (texlive-fonts-recommended, lmodern), and MathJax's SVG as a web page shows it (im2latex/data/webmath.py)
+LATEX_FONTS = {"latex": "", "latex-times": "\\usepackage{mathptmx}\n", "latex-palatino": "\\usepackage{mathpazo}\n",
+               "latex-lmodern": "\\usepackage{lmodern}\n"}
+RENDERERS = (*LATEX_FONTS, "mathjax")
+
+
+def preamble(size: int, font: str = "latex") -> str:
+    """The document's start, at a font size of 10, 11 or 12 pt, in one of LATEX_FONTS."""
+    return _PREAMBLE.replace("{size}", str(size)).replace("\\begin{document}", LATEX_FONTS[font] + "\\begin{document}")
 
 
 SIZES = [r"\normalsize", r"\normalsize", r"\large", r"\small"]
@@ -50,6 +60,9 @@ class RenderStyle:
     blur: float = 0.0  # share of images blurred a little
     binarise: float = 0.0  # share of images thresholded to black and white
     jpeg: float = 0.0  # share of images saved through a low-quality JPEG
+    renderers: tuple[tuple[str, float], ...] = (("latex", 1.0),)  # (renderer, weight): one drawn per chunk
+    tinted: float = 0.0  # share of images on a tinted background, in a text colour's gray
+    dark: float = 0.0  # share of images in dark mode: light ink on a dark background
 
 
 def require_latex() -> None:
@@ -62,12 +75,12 @@ def require_latex() -> None:
         )
 
 
-def _document(formulas: list[str], rng: random.Random, size: int) -> str:
+def _document(formulas: list[str], rng: random.Random, size: int, font: str = "latex") -> str:
     pages = [
         f"\\typeout{{IM2LATEX-FORMULA {i}}}\n{rng.choice(SIZES)}\\mbox{{}}\\mbox{{$\\displaystyle {f}$}}\n\\newpage\n"
         for i, f in enumerate(formulas)
     ]
-    return preamble(size) + "".join(pages) + "\\end{document}\n"
+    return preamble(size, font) + "".join(pages) + "\\end{document}\n"
 
 
 def failed_formulas(log_text: str) -> set[int]:
@@ -88,7 +101,18 @@ def page_count(log_text: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _finish(page: Path, rng: random.Random, style: RenderStyle, factor: float) -> Image.Image:
+def looks(image: Image.Image, rng: random.Random, tinted: float, dark: float) -> Image.Image:
+    """Dark ink on white -> maybe a tinted page with ink in a text colour's gray, maybe dark mode (inverted).
+    Its draws come from a generator of their own, so that the other draws of a chunk are the same with or without it."""
+    tint, invert, page, ink = rng.random() < tinted, rng.random() < dark, rng.randint(200, 245), rng.randint(0, 110)
+    if not (tint or invert):
+        return image
+    gray = np.asarray(image, dtype=np.float32) / 255.0
+    gray = ink + (page - ink) * gray if tint else 255.0 * gray
+    return Image.fromarray((255.0 - gray if invert else gray).round().astype(np.uint8), mode="L")
+
+
+def _finish(page: Path, rng: random.Random, style: RenderStyle, factor: float, looks_rng: random.Random) -> Image.Image:
     """Degrade the tight crop as the style says, pad it with a random white border and add light noise.
     Every random draw is made whatever the outcome, so one image's style never shifts the next one's."""
     image = Image.open(page).convert("L")
@@ -112,7 +136,7 @@ def _finish(page: Path, rng: random.Random, style: RenderStyle, factor: float) -
         speckle = np.random.default_rng(rng.getrandbits(32))
         spots = speckle.random(canvas.shape) < style.noise
         canvas[spots] = np.minimum(canvas[spots], speckle.uniform(205, 250, int(spots.sum())))
-    image = Image.fromarray(np.clip(canvas, 0, 255).round().astype(np.uint8), mode="L")
+    image = looks(Image.fromarray(np.clip(canvas, 0, 255).round().astype(np.uint8), mode="L"), looks_rng, style.tinted, style.dark)
     if jpeg:
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=quality)
@@ -120,13 +144,13 @@ def _finish(page: Path, rng: random.Random, style: RenderStyle, factor: float) -
     return image
 
 
-def render_chunk(job: tuple[list[str], list[Path], int, RenderStyle]) -> list[bool]:
-    """Render one chunk of formulas to the given PNG paths; returns which succeeded."""
-    formulas, targets, seed, style = job
-    rng = random.Random(seed)
+def render_chunk(job: tuple[list[str], list[Path], int, RenderStyle, str]) -> list[bool]:
+    """Render one chunk of formulas with LaTeX, in one of LATEX_FONTS, to the given PNG paths; returns which succeeded."""
+    formulas, targets, seed, style, font = job
+    rng, looks_rng = random.Random(seed), random.Random(f"looks {seed}")
     with tempfile.TemporaryDirectory(prefix="im2latex-render-") as tmp:
         tex = Path(tmp, "formulas.tex")
-        tex.write_text(_document(formulas, rng, rng.choice(style.font_sizes)))
+        tex.write_text(_document(formulas, rng, rng.choice(style.font_sizes), font))
         try:  # some broken formulas send TeX's error recovery into an endless loop
             subprocess.run(["latex", "-interaction=nonstopmode", "-no-shell-escape", tex.name], cwd=tmp,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
@@ -140,7 +164,7 @@ def render_chunk(job: tuple[list[str], list[Path], int, RenderStyle]) -> list[bo
             # a fatal error or a loop swallowed pages, so pages no longer match formulas: render one by one
             if len(formulas) == 1:
                 return [False]
-            return [render_chunk(([f], [t], seed + i, style))[0] for i, (f, t) in enumerate(zip(formulas, targets))]
+            return [render_chunk(([f], [t], seed + i, style, font))[0] for i, (f, t) in enumerate(zip(formulas, targets))]
         dpi, factor = rng.randint(*style.dpi), rng.uniform(*style.downsample)
         subprocess.run(["dvipng", "-q", "-T", "tight", "-D", str(round(dpi * factor)), "-bg", "White", "-o", "page%d.png", dvi.name],
                        cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
@@ -149,28 +173,55 @@ def render_chunk(job: tuple[list[str], list[Path], int, RenderStyle]) -> list[bo
             return [False] * len(formulas)
         ok = []
         for i, (page, target) in enumerate(zip(pages, targets)):
-            image = _finish(page, rng, style, factor)  # drawn for every page, so a failure leaves the others unchanged
+            image = _finish(page, rng, style, factor, looks_rng)  # drawn for every page: a failure leaves the others unchanged
             ok.append(i not in failed)
             if ok[-1]:
                 image.save(target, optimize=False)
         return ok
 
 
+def pick_renderer(renderers: tuple[tuple[str, float], ...], seed: int) -> str:
+    """The renderer of the chunk of this seed, drawn by `renderers`' weights from a generator of its own, so that the
+    chunks' other draws, and so the default data, are the same whatever the weights."""
+    names, weights = [n for n, _ in renderers], [w for _, w in renderers]
+    return random.Random(f"renderer {seed}").choices(names, weights)[0] if sum(weights) > 0 else "latex"
+
+
 def render_formulas(formulas: list[str], targets: list[Path], seed: int, style: RenderStyle,
-                    chunk: int, workers: int | None = None) -> list[bool]:
-    """Render every formula to its target PNG in parallel chunks; returns which succeeded.
-    The result depends only on the inputs and the seed, not on the number of workers."""
+                    chunk: int, workers: int | None = None, used: list[str] | None = None) -> list[bool]:
+    """Render every formula to its target PNG in parallel chunks, each chunk by one renderer drawn from
+    `style.renderers`; returns which succeeded, and appends to `used` the renderer of each ("" where none could).
+    A formula MathJax cannot set is set by LaTeX instead (and logged). The result depends only on the inputs and the
+    seed, not on the number of workers."""
     require_latex()
-    jobs = [(formulas[i:i + chunk], targets[i:i + chunk], seed * 1_000_003 + i, style)
+    jobs = [(formulas[i:i + chunk], targets[i:i + chunk], seed * 1_000_003 + i, style, pick_renderer(style.renderers, seed * 1_000_003 + i))
             for i in range(0, len(formulas), chunk)]
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
-    ok: list[bool] = []
-    with contextlib.ExitStack() as stack, tqdm(total=len(formulas), desc="render", unit="formula") as bar:
-        pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers)) if workers > 1 else None
-        for result in pool.imap(render_chunk, jobs) if pool else map(render_chunk, jobs):
-            ok += result
+    web = [job for job in jobs if job[4] == "mathjax"]
+    jobs = [job for job in jobs if job[4] != "mathjax"]
+    if web:
+        from im2latex.data.webmath import render_web
+
+        done = [render_web(f, t, s, workers=workers) for f, t, s, _, _ in web]
+        retry = [([f for f, ok in zip(fs, oks) if not ok], [t for t, ok in zip(ts, oks) if not ok], s, style, "latex")
+                 for (fs, ts, s, _, _), oks in zip(web, done)]
+        jobs += [job for job in retry if job[0]]
+        log.info("MathJax set %d of %d formulas; LaTeX sets the %d it could not", sum(map(sum, done)),
+                 sum(len(j[0]) for j in web), sum(len(j[0]) for j in retry))
+    workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
+    status: dict[Path, bool] = {}
+    renderer = {t: job[4] for job in jobs for t in job[1]}
+    with contextlib.ExitStack() as stack, tqdm(total=sum(len(j[0]) for j in jobs), desc="render", unit="formula") as bar:
+        pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers)) if workers > 1 and len(jobs) > 1 else None
+        for job, result in zip(jobs, pool.imap(render_chunk, jobs) if pool else map(render_chunk, jobs)):
+            status.update(zip(job[1], result))
             bar.update(len(result))
-    return ok
+    if web:
+        for (fs, ts, s, _, _), oks in zip(web, done):
+            status.update((t, True) for t, ok in zip(ts, oks) if ok)
+            renderer.update((t, "mathjax") for t, ok in zip(ts, oks) if ok)
+    if used is not None:
+        used += [renderer[t] if status.get(t) else "" for t in targets]
+    return [status.get(t, False) for t in targets]
 
 
 # A run of several formulas that has not ended by then loops (50 take 0.2 s) and is split; a formula

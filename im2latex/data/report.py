@@ -1,4 +1,5 @@
-"""How close a dataset's formulas come to IM2LATEX-100K: token and bigram coverage, length histogram."""
+"""What a dataset holds (formulas, lengths, the share of each renderer) and, against IM2LATEX-100K's statistics,
+how close it comes: token and bigram coverage, length histogram."""
 import json
 from collections import Counter
 from pathlib import Path
@@ -33,6 +34,24 @@ def length_histogram(lengths: list[int]) -> dict[int, float]:
     return {b: bins[b] / len(lengths) for b in range(0, 160, 10)}
 
 
+def renderer_shares(data: Path) -> dict[str, float]:
+    """Share of the images each renderer (and so each font or web look) drew, from the synthetic source's record."""
+    record = data / layout.RENDERERS
+    if not record.is_file():
+        return {}
+    counts = Counter(line.partition("\t")[2] for line in record.read_text().splitlines() if line)
+    return {name: round(n / sum(counts.values()), 4) for name, n in sorted(counts.items())}
+
+
+def describe(data: Path) -> dict:
+    """Formulas, distinct tokens, lengths and renderer shares of `data`."""
+    formulas = [tokenize(s.formula) for split in layout.SPLITS for s in layout.read_split(data, split)]
+    lengths = sorted(len(f) for f in formulas)
+    return {"formulas": len(formulas), "distinct_tokens": len({t for f in formulas for t in f}),
+            "length_mean": sum(lengths) / max(1, len(lengths)), "length_median": lengths[len(lengths) // 2] if lengths else 0,
+            "renderers": renderer_shares(data)}
+
+
 def compare(data: Path, reference: Path) -> dict:
     """Token coverage and length distribution of `data` against the real dataset's statistics."""
     formulas = [tokenize(s.formula) for split in layout.SPLITS for s in layout.read_split(data, split)]
@@ -59,4 +78,5 @@ def compare(data: Path, reference: Path) -> dict:
         "real_length_median": stats["length_tokens"]["median"],
         "length_histogram": {b: [round(v, 4), round(real_hist.get(b, 0.0), 4)]
                              for b, v in length_histogram(lengths).items()},
+        "renderers": renderer_shares(data),
     }

@@ -9,7 +9,7 @@ from im2latex.config import DataConfig, SyntheticConfig
 from im2latex.data import layout
 from im2latex.data.generator import generate_formulas
 from im2latex.data.normalise import normalise_all
-from im2latex.data.rendering import RenderStyle, render_formulas
+from im2latex.data.rendering import RENDERERS, RenderStyle, render_formulas
 
 log = logging.getLogger(__name__)
 SOURCES = ("synthetic", "im2latex-100k", "folder")
@@ -25,17 +25,24 @@ def build_synthetic(out: Path, cfg: SyntheticConfig, seed: int) -> dict[str, int
     names = [f"{i:07d}" for i in range(len(formulas))]
     targets = [out / layout.IMAGES / f"{n}.png" for n in names]
     (out / layout.IMAGES).mkdir()
+    unknown = sorted(set(cfg.renderers) - set(RENDERERS))
+    if unknown or not cfg.renderers or min(cfg.renderers.values()) < 0 or sum(cfg.renderers.values()) <= 0:
+        raise Im2LatexError(f"params.yaml: data.synthetic.renderers must give renderers of {', '.join(RENDERERS)} "
+                            f"non-negative weights, not all 0; got {dict(cfg.renderers)}")
     style = RenderStyle(cfg.dpi, cfg.pad, cfg.noise, tuple(cfg.font_sizes), cfg.downsample, cfg.bold, cfg.blur,
-                        cfg.binarise, cfg.jpeg)
+                        cfg.binarise, cfg.jpeg, tuple(sorted(cfg.renderers.items())), cfg.tinted, cfg.dark)
     start = time.perf_counter()
     # each LaTeX run draws one style: the evaluation splits, rendered in small runs of their own, span many styles
     # (at `chunk` formulas per run, 300 test images had 2) and do not depend on the training split
     evaluated = cfg.test + cfg.validate
-    ok = render_formulas(formulas[:evaluated], targets[:evaluated], seed, style, cfg.eval_chunk)
-    ok += render_formulas(formulas[evaluated:], targets[evaluated:], seed + 1, style, cfg.chunk)
+    used: list[str] = []
+    ok = render_formulas(formulas[:evaluated], targets[:evaluated], seed, style, cfg.eval_chunk, used=used)
+    ok += render_formulas(formulas[evaluated:], targets[evaluated:], seed + 1, style, cfg.chunk, used=used)
     elapsed = time.perf_counter() - start
     log.info("rendered %d formulas in %.1f s (%.0f formulas/s), %d rejected by LaTeX",
              len(formulas), elapsed, len(formulas) / elapsed, ok.count(False))
+    with open(out / layout.RENDERERS, "w") as f:  # which renderer drew each image, for the data report
+        f.writelines(f"{name}\t{r}\n" for name, r in zip(names, used) if r)
     splits, first = {}, 0
     for split, size in sizes.items():
         splits[split] = [(i, names[i]) for i in range(first, first + size) if ok[i]]

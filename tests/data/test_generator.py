@@ -136,3 +136,58 @@ def test_the_test_split_spans_many_render_styles(tmp_path):
 def test_log_parser_attributes_errors_to_formulas():
     log = "IM2LATEX-FORMULA 0\nIM2LATEX-FORMULA 1\n! Undefined control sequence.\nl.9 ...\nIM2LATEX-FORMULA 2\n"
     assert failed_formulas(log) == {1}
+
+
+FORMULA = r"\int _ { 0 } ^ { 1 } \frac { \alpha x ^ { 2 } } { \sqrt { y } } d x = \sum _ { i = 1 } ^ { N } \beta _ { i }"
+
+
+def ink_box(path) -> tuple[int, int]:
+    ink = np.asarray(Image.open(path)) < 128
+    rows, cols = ink.any(1).nonzero()[0], ink.any(0).nonzero()[0]
+    return int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+
+
+@pytest.mark.parametrize("font", ["latex-times", "latex-palatino", "latex-lmodern"])
+def test_each_latex_font_sets_a_formula_at_the_size_of_computer_modern(font, tmp_path):
+    images = {}
+    for name in ("latex", font):
+        style = RenderStyle((150, 150), (4, 4), 0.0, renderers=((name, 1.0),))
+        assert render_formulas([FORMULA], [tmp_path / f"{name}.png"], seed=0, style=style, chunk=1, workers=1) == [True]
+        images[name] = np.asarray(Image.open(tmp_path / f"{name}.png"))
+    (h, w), (h0, w0) = ink_box(tmp_path / f"{font}.png"), ink_box(tmp_path / "latex.png")
+    assert 0.8 < h / h0 < 1.1 and 0.8 < w / w0 < 1.1  # the same formula at the same size ...
+    assert images[font].shape != images["latex"].shape or (images[font] != images["latex"]).any()  # ... in another font
+
+
+def test_dark_mode_renders_are_the_inverted_renders_and_prepare_alike(tmp_path):
+    from im2latex.model.inputs import prepare
+
+    formulas = generate_formulas(4, seed=2, max_tokens=30)
+    plain, dark = [tmp_path / f"p{i}.png" for i in range(4)], [tmp_path / f"d{i}.png" for i in range(4)]
+    style = RenderStyle((90, 160), (2, 9), 0.01, downsample=(1.0, 2.0), blur=0.3)
+    render_formulas(formulas, plain, seed=1, style=style, chunk=2, workers=1)
+    render_formulas(formulas, dark, seed=1, style=dataclasses.replace(style, dark=1.0), chunk=2, workers=1)
+    for p, d in zip(plain, dark):
+        a, b = np.asarray(Image.open(p)), np.asarray(Image.open(d))
+        assert (b == 255 - a).all() and np.median(b) < 30  # light ink on a dark page
+        assert torch.equal(prepare(torch.from_numpy(a), 200, 4, 12.0), prepare(torch.from_numpy(b), 200, 4, 12.0))
+
+
+def test_a_tinted_page_keeps_its_ink_darker_than_the_threshold(tmp_path):
+    formulas = generate_formulas(4, seed=3, max_tokens=30)
+    targets = [tmp_path / f"{i}.png" for i in range(4)]
+    render_formulas(formulas, targets, seed=2, style=RenderStyle((120, 120), (4, 9), 0.0, tinted=1.0), chunk=4, workers=1)
+    for path in targets:
+        image = np.asarray(Image.open(path))
+        assert 200 <= np.median(image) <= 245 and image.min() <= 110  # a gray page, ink in a text colour's gray
+
+
+def test_the_data_report_gives_each_renderers_share(tmp_path):
+    from im2latex.data.report import describe
+
+    cfg = dataclasses.replace(TINY, train=16, chunk=4, eval_chunk=4,
+                              renderers={"latex": 1.0, "latex-times": 1.0, "latex-palatino": 1.0, "latex-lmodern": 1.0})
+    build_synthetic(tmp_path, cfg, seed=5)
+    shares = describe(tmp_path)["renderers"]
+    assert set(shares) <= {"latex", "latex-times", "latex-palatino", "latex-lmodern"} and len(shares) >= 3
+    assert sum(shares.values()) == pytest.approx(1.0)
