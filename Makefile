@@ -5,16 +5,16 @@ PY := $(VENV)/bin/python
 # dvc.yaml runs `python -m stages.…`: that must be the venv's python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: repro test test-fast install tex browser docker-engine image base-image
+.PHONY: repro test test-fast install tex browser docker-engine image base-image mathjax
 
-repro: install tex
+repro: install tex mathjax
 	dvc repro
 
-test: install tex browser docker-engine
+test: install tex mathjax browser docker-engine
 	python -m pytest -q; rc=$$?; [ $$rc != 5 ] || echo "pytest collected no tests" >&2; exit $$rc
 
 # The edit loop: every test but the slow end-to-end ones (the pipeline, the container image, DDP, the presets)
-test-fast: install tex
+test-fast: install tex mathjax
 	python -m pytest -q -m "not slow"; rc=$$?; [ $$rc != 5 ] || echo "pytest collected no tests" >&2; exit $$rc
 
 install: $(VENV)/.installed
@@ -118,3 +118,19 @@ base-image:
 		echo "$(DEBIAN_BASE) is missing and only root on Debian/Ubuntu can build it (debootstrap); or pass BASE=<an image with python3.11>" >&2; \
 		exit 1; \
 	fi
+
+# The web math renderer (im2latex/data/webmath.py) typesets with MathJax in Node: npm installs the mathjax-full that
+# package-lock.json pins into node_modules/, once, and again only when package.json or the lock changes
+mathjax: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	@if command -v node >/dev/null && command -v npm >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing nodejs and npm for the web math renderer"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; \
+	else \
+		echo "node and npm are missing: install Node.js 18 or later (Debian/Ubuntu: sudo apt-get install nodejs npm), then run make again" >&2; \
+		exit 1; \
+	fi
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@

@@ -1,14 +1,15 @@
-// Typesets a batch of TeX formulas with MathJax 3 (TeX input, SVG output, display mode), as a web page shows them.
-// Usage: node mathjax_svg.mjs NODE_MODULES_DIR < formulas.json > svgs.json
-//   stdin: a JSON list of TeX strings; stdout: a JSON list, for each formula its SVG string or {"error": "..."}.
-// One process serves a whole batch: loading MathJax costs far more than typesetting one formula.
+// Typesets batches of TeX formulas with MathJax 3 (TeX input, SVG output, display mode), as a web page shows them.
+// Usage: node mathjax_svg.mjs NODE_MODULES_DIR < batches
+//   stdin: one batch per line, a JSON list of TeX strings; stdout: one line per batch, a JSON list that holds for
+//   each formula its SVG string or {"error": "..."}. The process ends at the end of its input.
+// One process serves many batches: loading MathJax and warming up V8's JIT cost more than typesetting 200 formulas.
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 
 const nodeModules = process.argv[2];
 if (!nodeModules) {
-  process.stderr.write('usage: node mathjax_svg.mjs NODE_MODULES_DIR < formulas.json\n');
+  process.stderr.write('usage: node mathjax_svg.mjs NODE_MODULES_DIR < batches (a JSON list of formulas a line)\n');
   process.exit(2);
 }
 // mathjax-full ships CommonJS: require it from the repo's node_modules, wherever this script is run from
@@ -44,9 +45,12 @@ function typeset(formula) {
     return { error: 'empty formula' };
   }
   tex.reset(); // forget the labels of earlier formulas: a repeated \label would otherwise fail
+  // IM2LATEX-100K's normal form spaces out dimensions (\hspace { 1 c m }), which MathJax refuses where LaTeX
+  // does not; a page would say \hspace{1cm}, so that argument is joined up (the label keeps its normal form)
+  const source = formula.replace(/\\hspace\s*(\*?)\s*\{([^{}]*)\}/g, (_, star, dim) => `\\hspace${star}{${dim.replace(/\s+/g, '')}}`);
   let node;
   try {
-    node = html.convert(formula, { display: true });
+    node = html.convert(source, { display: true });
   } catch (err) {
     return { error: String(err && err.message ? err.message : err).split('\n')[0] };
   }
@@ -60,9 +64,14 @@ function typeset(formula) {
   return out;
 }
 
-const formulas = JSON.parse(readFileSync(0, 'utf8'));
-if (!Array.isArray(formulas)) {
-  process.stderr.write('stdin must be a JSON list of strings\n');
-  process.exit(2);
+for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+  if (!line.trim()) continue;
+  let formulas;
+  try {
+    formulas = JSON.parse(line);
+  } catch (err) {
+    formulas = null;
+  }
+  // a line in, a line out, always: the caller reads one answer per batch
+  process.stdout.write(JSON.stringify(Array.isArray(formulas) ? formulas.map(typeset) : { error: 'a batch must be a JSON list' }) + '\n');
 }
-process.stdout.write(JSON.stringify(formulas.map(typeset)));

@@ -11,6 +11,8 @@ import pytest
 import torch
 import yaml
 
+from im2latex.data.rendering import RENDERERS
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
@@ -51,7 +53,9 @@ def repo(tmp_path) -> Path:
     sh("git", "config", "user.email", "test@example.com", cwd=repo)
     sh("git", "config", "user.name", "test", cwd=repo)
     set_params(repo, data={"synthetic": {**yaml.safe_load((REPO / "params.yaml").read_text())["data"]["synthetic"],
-                                         "train": 40, "validate": 8, "test": 8, "max_tokens": 20}},
+                                         "train": 40, "validate": 8, "test": 8, "max_tokens": 20, "chunk": 4,
+                                         "eval_chunk": 2, "tinted": 0.2, "dark": 0.2,  # every renderer and look
+                                         "renderers": {r: 1.0 for r in RENDERERS}}},
                vocab={"min_freq": 1},
                model={"d_model": 32, "heads": 2, "layers": 1, "ff": 64, "encoder_channels": 8, "max_len": 30},
                train={"max_epochs": 2, "batch_size": 8, "warmup_steps": 5},
@@ -66,6 +70,8 @@ def test_repro_then_an_experiment_then_metrics_diff(repo):
     sh("dvc", "repro", cwd=repo)
     assert {p.name for p in (repo / "data" / "preprocessed").iterdir()} == {"train.pkl", "validate.pkl", "test.pkl"}
     assert (repo / "data" / "vocab.json").is_file() and (repo / "metrics" / "preprocess.json").is_file()
+    report = json.loads(sh(sys.executable, "-m", "im2latex", "data-report", "data/raw", cwd=repo).stdout)
+    assert set(report["renderers"]) == set(RENDERERS), report  # the tiny data drew from every renderer
     metrics = json.loads((repo / "metrics" / "evaluate.json").read_text())
     assert set(metrics) == {"bleu4", "edit_score", "exact_match", "render_rate", "samples"} and metrics["samples"] == 8
     assert (repo / "metrics" / "train" / "metrics.json").is_file() and (repo / "metrics" / "examples.png").is_file()
