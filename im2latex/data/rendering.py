@@ -201,7 +201,13 @@ def render_formulas(formulas: list[str], targets: list[Path], seed: int, style: 
     if web:
         from im2latex.data.webmath import render_web
 
-        done = [render_web(f, t, s, workers=workers) for f, t, s, _, _ in web]
+        # one call for every MathJax chunk: its workers keep their Node processes from chunk to chunk
+        flat = render_web([f for job in web for f in job[0]], [t for job in web for t in job[1]], seed, chunk=chunk,
+                          workers=workers)
+        starts = [0]
+        for job in web:
+            starts.append(starts[-1] + len(job[0]))
+        done = [flat[a:b] for a, b in zip(starts, starts[1:])]
         retry = [([f for f, ok in zip(fs, oks) if not ok], [t for t, ok in zip(ts, oks) if not ok], s, style, "latex")
                  for (fs, ts, s, _, _), oks in zip(web, done)]
         jobs += [job for job in retry if job[0]]
