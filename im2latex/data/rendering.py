@@ -194,37 +194,32 @@ def render_formulas(formulas: list[str], targets: list[Path], seed: int, style: 
     A formula MathJax cannot set is set by LaTeX instead (and logged). The result depends only on the inputs and the
     seed, not on the number of workers."""
     require_latex()
-    jobs = [(formulas[i:i + chunk], targets[i:i + chunk], seed * 1_000_003 + i, style, pick_renderer(style.renderers, seed * 1_000_003 + i))
+    jobs = [(formulas[i:i + chunk], targets[i:i + chunk], seed * 1_000_003 + i, style)
             for i in range(0, len(formulas), chunk)]
+    jobs = [(*job, pick_renderer(style.renderers, job[2])) for job in jobs]
+    status: dict[Path, bool] = {}
+    renderer = {t: job[4] for job in jobs for t in job[1]}
     web = [job for job in jobs if job[4] == "mathjax"]
     jobs = [job for job in jobs if job[4] != "mathjax"]
     if web:
         from im2latex.data.webmath import render_web
 
         # one call for every MathJax chunk: its workers keep their Node processes from chunk to chunk
-        flat = render_web([f for job in web for f in job[0]], [t for job in web for t in job[1]], seed, chunk=chunk,
-                          workers=workers)
-        starts = [0]
-        for job in web:
-            starts.append(starts[-1] + len(job[0]))
-        done = [flat[a:b] for a, b in zip(starts, starts[1:])]
-        retry = [([f for f, ok in zip(fs, oks) if not ok], [t for t, ok in zip(ts, oks) if not ok], s, style, "latex")
-                 for (fs, ts, s, _, _), oks in zip(web, done)]
+        web_targets = [t for job in web for t in job[1]]
+        status.update(zip(web_targets, render_web([f for job in web for f in job[0]], web_targets, seed, chunk=chunk,
+                                                  workers=workers)))
+        retry = [([f for f, t in zip(fs, ts) if not status[t]], [t for t in ts if not status[t]], s, style, "latex")
+                 for fs, ts, s, _, _ in web]
         jobs += [job for job in retry if job[0]]
-        log.info("MathJax set %d of %d formulas; LaTeX sets the %d it could not", sum(map(sum, done)),
-                 sum(len(j[0]) for j in web), sum(len(j[0]) for j in retry))
+        renderer.update((t, "latex") for job in retry for t in job[1])
+        log.info("MathJax set %d of %d formulas; LaTeX sets the %d it could not", sum(status.values()),
+                 len(web_targets), len(web_targets) - sum(status.values()))
     workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
-    status: dict[Path, bool] = {}
-    renderer = {t: job[4] for job in jobs for t in job[1]}
     with contextlib.ExitStack() as stack, tqdm(total=sum(len(j[0]) for j in jobs), desc="render", unit="formula") as bar:
         pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers)) if workers > 1 and len(jobs) > 1 else None
         for job, result in zip(jobs, pool.imap(render_chunk, jobs) if pool else map(render_chunk, jobs)):
             status.update(zip(job[1], result))
             bar.update(len(result))
-    if web:
-        for (fs, ts, s, _, _), oks in zip(web, done):
-            status.update((t, True) for t, ok in zip(ts, oks) if ok)
-            renderer.update((t, "mathjax") for t, ok in zip(ts, oks) if ok)
     if used is not None:
         used += [renderer[t] if status.get(t) else "" for t in targets]
     return [status.get(t, False) for t in targets]
