@@ -12,9 +12,11 @@ validation images). Needs models/weights.pt (`make repro`)."""
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import common
+from im2latex.data.preprocessing import tensor_images
 from im2latex.evaluation import score_folder
 from im2latex.model.inputs import prepare_sizes, to_batch
 from im2latex.reader import FormulaReader, consensus
@@ -42,7 +44,8 @@ class Readings:
             self.seen[self.key(image)] = {s: (ids[n], scores[n]) for s, (ids, scores) in found.items()}
 
     def read(self, scales: tuple[float, ...], agreement: str):
-        def read(batch: list[torch.Tensor]) -> list[str]:
+        def read(images: list[np.ndarray]) -> list[str]:
+            batch = tensor_images(images)
             self.find(batch)
             texts = []
             for image in batch:

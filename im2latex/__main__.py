@@ -36,36 +36,33 @@ def cmd_data_report(args: argparse.Namespace) -> None:
     print(json.dumps(compare(args.data, args.reference), indent=1))
 
 
+def open_reader(args: argparse.Namespace):
+    from im2latex.runtimes import open_reader
+
+    return open_reader(args.model, args.runtime, read_scales=args.read_scales, beam_width=args.beam_width)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from im2latex.evaluation import score_folder
-    from im2latex.reader import load_reader
 
+    reader = open_reader(args)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-    metrics = score_folder(load_reader(args.model), args.data, args.split, args.formulas, args.raw_labels, args.batch_size,
+    metrics = score_folder(reader, args.data, args.split, args.formulas, args.raw_labels, args.batch_size,
                            args.out and (args.out / "metrics.json", args.out / "predictions.tsv", args.out / "examples.png"))
     print(json.dumps(metrics, indent=2, sort_keys=True))
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    import torch
+    from im2latex.data.images import load_image
 
-    from im2latex.data.preprocessing import load_image
-    from im2latex.reader import load_reader
-
-    require_model(args.model)
-    reader = load_reader(args.model)
-    texts = reader([torch.from_numpy(load_image(p)) for p in args.images])
+    reader = open_reader(args)
+    texts = reader([load_image(p) for p in args.images])
     if args.json:
         print(json.dumps([{"image": str(p), "latex": t} for p, t in zip(args.images, texts)], indent=2))
     else:
         for path, text in zip(args.images, texts):
             print(f"{path}\t{text}" if len(args.images) > 1 else text)
-
-
-def require_model(path: Path) -> None:
-    if not path.is_file():
-        raise Im2LatexError(f"no model at {path}: train and export one first with `make repro` (or `dvc repro`)")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -74,9 +71,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from im2latex.config import ServeConfig, load_section
     from im2latex.serve.app import create_app
 
-    require_model(args.model)
+    from im2latex.runtimes import RUNTIMES
+
+    model = args.model or RUNTIMES[args.runtime]
+    if not model.exists():
+        raise Im2LatexError(f"no model at {model}: train and export one first with `make repro` (or `dvc repro`)")
     cfg = load_section(args.params, "serve", ServeConfig)
-    uvicorn.run(create_app(args.model, cfg), host=args.host, port=args.port, timeout_graceful_shutdown=30)
+    uvicorn.run(create_app(model, cfg, args.runtime), host=args.host, port=args.port, timeout_graceful_shutdown=30)
 
 
 def cmd_preset(args: argparse.Namespace) -> None:
@@ -90,6 +91,17 @@ def cmd_preset(args: argparse.Namespace) -> None:
     for key, (old, new) in changed.items():
         print(f"{key}: {old} -> {new}")
     print(f"{args.params}: {len(changed)} key(s) set from {preset}")
+
+
+def add_model_arguments(p: argparse.ArgumentParser, reading: bool = True) -> None:
+    p.add_argument("--runtime", choices=["torchscript", "onnx"], default="torchscript",
+                   help="torchscript: models/model.pt (torch); onnx: models/onnx (ONNX Runtime, no torch, faster) "
+                        "(default: %(default)s)")
+    p.add_argument("--model", type=Path, help="the exported model (default: models/model.pt, or models/onnx for --runtime onnx)")
+    if reading:
+        p.add_argument("--read-scales", type=float, nargs="+", metavar="F", help="onnx only: read at these glyph sizes (factors of the "
+                       "training size) instead of the exported ones; e.g. --read-scales 1.1 --beam-width 1 is the fast setting")
+        p.add_argument("--beam-width", type=int, help="onnx only: beams per reading size instead of the exported one (1: greedy)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "whose label is line N (from 0) of formulas.lst / formulas.txt. Images may be any size, "
                                         "transparent backgrounds are put on white; labels may be plain LaTeX.")
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="labelled images")
-    p.add_argument("--model", type=Path, default=Path("models/model.pt"), help="TorchScript file (default: %(default)s)")
+    add_model_arguments(p)
     p.add_argument("--split", default="test", choices=["train", "validate", "test"], help="split of an IM2LATEX-100K layout (default: %(default)s)")
     p.add_argument("--formulas", type=Path, help="formula file of a plain folder (default: DIR/formulas.lst or .txt)")
     p.add_argument("--out", type=Path, help="also write metrics.json, predictions.tsv and examples.png here")
@@ -137,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("predict", help="print the LaTeX of formula images",
                             description="Read each image with the exported model and print its LaTeX (one line per image).")
     p.add_argument("images", type=Path, nargs="+", help="PNG/JPEG images of formulas")
-    p.add_argument("--model", type=Path, default=Path("models/model.pt"), help="TorchScript file (default: %(default)s)")
+    add_model_arguments(p)
     p.add_argument("--json", action="store_true", help="print a JSON list of {image, latex}")
     p.set_defaults(run=cmd_predict)
 
@@ -146,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "/metrics, OpenAPI at /docs. Limits come from the serve: section of PARAMS.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
-    p.add_argument("--model", type=Path, default=Path("models/model.pt"), help="TorchScript file (default: %(default)s)")
+    add_model_arguments(p, reading=False)
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="its serve: section sets the limits (default: %(default)s)")
     p.set_defaults(run=cmd_serve)
 

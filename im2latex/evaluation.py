@@ -7,12 +7,10 @@ from pathlib import Path
 
 import editdistance
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from im2latex.data.layout import is_im2latex_layout, read_labelled_folder
-from im2latex.data.preprocessing import tensor_images
 from im2latex.data.rendering import render_rate
 from im2latex.files import atomic_file
 from im2latex.metrics import score
@@ -85,7 +83,7 @@ def evaluate(names: list[str], images: list[np.ndarray], targets: list[str], pre
     return metrics
 
 
-def score_folder(read: Callable[[list[torch.Tensor]], list[str]], folder: Path, split: str = "test",
+def score_folder(read: Callable[[list[np.ndarray]], list[str]], folder: Path, split: str = "test",
                  formulas: Path | None = None, raw_labels: bool = False, batch_size: int = 16,
                  outputs: tuple[Path, Path, Path] | None = None, examples: int = 4) -> dict[str, float]:
     """Read every labelled image of `folder` with `read` (the exported model, or FormulaReader) and score it.
@@ -93,12 +91,12 @@ def score_folder(read: Callable[[list[torch.Tensor]], list[str]], folder: Path, 
     same way, unless `raw_labels`; `outputs`, when given, are the paths of the metrics (JSON), the predictions
     (TSV) and a picture of the `examples` worst and best readings."""
     from im2latex.data.normalise import normalise_all
-    from im2latex.data.preprocessing import load_image
+    from im2latex.data.images import load_image
     from im2latex.data.tokenizer import normalize
 
     names, paths, labels = read_labelled_folder(folder, split, formulas)
     images = [load_image(p) for p in paths]
-    predictions = predict_all(lambda batch: read(tensor_images(batch)), images, batch_size)
+    predictions = predict_all(read, images, batch_size)
     targets = [normalize(f) for f in labels]
     if not raw_labels and not is_im2latex_layout(folder, split, formulas):
         targets, _ = normalise_all(labels)

@@ -247,15 +247,22 @@ class OnnxReader:
             scores.append(found[chosen])
         return best, scores
 
+    def prepare(self, image: np.ndarray) -> list[np.ndarray]:
+        """A uint8 (H, W) image prepared at each reading size (empty arrays when it is blank)."""
+        return prepare_sizes(image, self.threshold, self.pad, self.glyph_heights)
+
     def read(self, images: list[np.ndarray]) -> tuple[list[str], list[float]]:
         """LaTeX and confidence of each uint8 (H, W) image; a blank image gives "" with confidence 0."""
-        prepared = [prepare_sizes(image, self.threshold, self.pad, self.glyph_heights) for image in images]
-        where = [n for n, p in enumerate(prepared) if p[0].size > 0]
+        return self.read_prepared([self.prepare(image) for image in images])
+
+    def read_prepared(self, images: list[list[np.ndarray]]) -> tuple[list[str], list[float]]:
+        """`read` of images already prepared (`prepare`)."""
+        where = [n for n, p in enumerate(images) if p[0].size > 0]
         texts, scores = [""] * len(images), [0.0] * len(images)
-        order = sorted(range(len(where)), key=lambda i: prepared[where[i]][0].shape[1])  # similar widths together
-        for start in range(0, len(order), READ_BATCH):
-            part = [where[i] for i in order[start:start + READ_BATCH]]
-            ids, confidences = self.decode_best([to_batch([prepared[n][k] for n in part]) for k in range(len(self.glyph_heights))])
+        where.sort(key=lambda n: images[n][0].shape[1])  # similar widths together, as FormulaReader
+        for start in range(0, len(where), READ_BATCH):
+            part = where[start:start + READ_BATCH]
+            ids, confidences = self.decode_best([to_batch([images[n][k] for n in part]) for k in range(len(self.glyph_heights))])
             for n, row, score in zip(part, ids, confidences):
                 texts[n], scores[n] = " ".join(self.tokens[i] for i in row), score
         return texts, scores

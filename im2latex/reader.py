@@ -128,28 +128,35 @@ class FormulaReader(nn.Module):
         return [r[k] for r, k in zip(readings, chosen)], [c[k] for c, k in zip(scores, chosen)]
 
     @torch.jit.export
+    def prepare(self, image: Tensor) -> List[Tensor]:
+        """A uint8 (H, W) image prepared at each reading size (empty tensors when it is blank)."""
+        return prepare_sizes(image, self.threshold, self.pad, self.glyph_heights)
+
+    @torch.jit.export
     def read(self, images: List[Tensor]) -> Tuple[List[str], List[float]]:
         """LaTeX and confidence of each image; a blank image gives "" with confidence 0."""
-        sizes: List[List[Tensor]] = [[] for _ in self.glyph_heights]
+        return self.read_prepared([self.prepare(image) for image in images])
+
+    @torch.jit.export
+    def read_prepared(self, images: List[List[Tensor]]) -> Tuple[List[str], List[float]]:
+        """`read` of images already prepared (`prepare`): the server prepares each once, off its event loop."""
         where: List[int] = []
-        for n, image in enumerate(images):
-            prepared = prepare_sizes(image, self.threshold, self.pad, self.glyph_heights)
-            if prepared[0].numel() > 0:
-                for k, p in enumerate(prepared):
-                    sizes[k].append(p)
+        for n in range(len(images)):
+            if images[n][0].numel() > 0:
                 where.append(n)
         texts = ["" for _ in images]
         scores = [0.0 for _ in images]
         if len(where) > 0:
             # decoded in batches of similar width: a batch costs its widest image's cells (and longest formula)
             # for every image in it, so a wide formula among narrow ones made their reading several times slower
-            order: List[int] = torch.tensor([int(p.shape[1]) for p in sizes[0]]).argsort().tolist()
+            order: List[int] = torch.tensor([int(images[n][0].shape[1]) for n in where]).argsort().tolist()
             for start in range(0, len(order), self.read_batch):
-                part = order[start:start + self.read_batch]
-                ids, confidences = self.decode_best([to_batch([prepared[i] for i in part]) for prepared in sizes])
-                for i, row, score in zip(part, ids, confidences):
-                    texts[where[i]] = self.to_text(row)
-                    scores[where[i]] = score
+                part = [where[i] for i in order[start:start + self.read_batch]]
+                batches = [to_batch([images[n][k] for n in part]) for k in range(len(self.glyph_heights))]
+                ids, confidences = self.decode_best(batches)
+                for n, row, score in zip(part, ids, confidences):
+                    texts[n] = self.to_text(row)
+                    scores[n] = score
         return texts, scores
 
     def forward(self, images: List[Tensor]) -> List[str]:

@@ -7,12 +7,12 @@ from im2latex.config import EvaluateConfig, load_section
 from im2latex.console import run_stage
 from im2latex.evaluation import score_folder
 from im2latex.files import atomic_file
-from im2latex.reader import load_reader
+from im2latex.runtimes import TorchScriptReader
 
 
 def main(params: str, data: str, model: str, metrics: str, predictions: str, picture: str, folders: str) -> None:
     cfg = load_section(params, "evaluate", EvaluateConfig)
-    reader = load_reader(model)
+    reader = TorchScriptReader(model)
     score_folder(reader, Path(data), "test", batch_size=cfg.batch_size, outputs=(Path(metrics), Path(predictions),
                  Path(picture)), examples=cfg.examples)
     scores = {folder: score_folder(reader, Path(folder), batch_size=cfg.batch_size) for folder in cfg.folders}

@@ -1,5 +1,4 @@
 """Crop, pad, scale and encode samples; save each split as a pickle of plain types and numpy arrays."""
-import io
 import multiprocessing
 import pickle
 from dataclasses import dataclass
@@ -7,39 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from im2latex import Im2LatexError
 from im2latex.config import PreprocessConfig
+from im2latex.data.images import load_image
 from im2latex.data.layout import Sample
 from im2latex.data.tokenizer import tokenize
 from im2latex.data.vocab import Vocabulary
 from im2latex.model.inputs import prepare
 
 PICKLE_PROTOCOL = 4  # fixed, so equal data gives equal bytes
-Image.MAX_IMAGE_PIXELS = 40_000_000  # a decompression bomb is refused, not decoded
-
-
-def to_gray(image: Image.Image) -> np.ndarray:
-    """A uint8 grayscale array; transparency (IM2LATEX-100K's PNGs have it) is composited on white."""
-    if image.mode in ("RGBA", "LA") or image.mode == "P" and "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    return np.asarray(image.convert("L"), dtype=np.uint8)
-
-
-def load_image(source: str | Path | bytes) -> np.ndarray:
-    """Read an image file (path or bytes) as grayscale; an unreadable one raises Im2LatexError."""
-    name = "image" if isinstance(source, bytes) else str(source)
-    try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-            return to_gray(image)
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as e:
-        raise Im2LatexError(f"{name}: not a readable image ({e})") from None
-
-
 def prepare_image(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
     """Crop to ink, rescale to the glyph height and pad (the exported model does the same); None when blank."""
     prepared = prepare(torch.from_numpy(np.require(gray, requirements=["C", "W"])), cfg.threshold, cfg.pad, cfg.glyph_height).numpy()

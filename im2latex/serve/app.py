@@ -1,5 +1,5 @@
 """FastAPI app: POST/GET /v1/predict, POST /v1/render, the web page, /healthz, /readyz, /metrics. Loads
-only the TorchScript file. Bad input gets a JSON error with a 4xx status; overload gets 503 with
+only the exported reader (the TorchScript file, or the ONNX graphs: no torch). Bad input gets a JSON error with a 4xx status; overload gets 503 with
 Retry-After; a model failure gets a JSON 500 for the requests it concerns only."""
 import base64
 import binascii
@@ -9,7 +9,7 @@ import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import torch
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -17,11 +17,11 @@ from starlette.concurrency import run_in_threadpool
 
 from im2latex.config import ServeConfig
 from im2latex.data.rendering import RenderStyle, render_formulas
-from im2latex.reader import load_reader
+from im2latex.runtimes import open_reader
 from im2latex.serve.batcher import Batcher
 from im2latex.serve.errors import ApiError, BodyLimit
 from im2latex.serve.fetch import FetchError, fetch, public_address
-from im2latex.serve.images import NetworkLimits, images_of
+from im2latex.serve.images import images_of
 from im2latex.serve.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -36,20 +36,28 @@ def render_png(latex: str) -> bytes | None:
         return target.read_bytes() if ok[0] else None
 
 
-def create_app(model_path: str | Path, cfg: ServeConfig) -> FastAPI:
+def model_version(path: Path) -> str:
+    """A hash of the model's file, or of the files of its folder (ONNX)."""
+    if not path.is_dir():
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for file in sorted(f for f in path.rglob("*") if f.is_file()):
+        digest.update(file.name.encode() + file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def create_app(model_path: str | Path, cfg: ServeConfig, runtime: str = "torchscript") -> FastAPI:
     metrics = Metrics()
     state = {"ready": False}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        reader = load_reader(model_path)
-        state["limits"] = NetworkLimits.of(reader)
-        state["version"] = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:16]
-        app.state.batcher = Batcher(lambda images: reader.read(images), cfg.concurrency, cfg.queue, cfg.max_images,
-                                    metrics.batch_images.observe)
-        blank = torch.full((32, 64), 255, dtype=torch.uint8)
+        reader = state["reader"] = open_reader(model_path, runtime)
+        state["version"] = model_version(Path(model_path))
+        app.state.batcher = Batcher(reader.read_prepared, cfg.concurrency, cfg.queue, cfg.max_images, metrics.batch_images.observe)
+        blank = np.full((32, 64), 255, dtype=np.uint8)
         blank[10:20, 10:40] = 0
-        await run_in_threadpool(reader, [blank])  # warm-up: TorchScript optimises on first calls
+        await run_in_threadpool(reader.read, [blank])  # warm-up: TorchScript optimises on first calls
         state["ready"] = True
         log.info("model %s (version %s) ready", model_path, state["version"])
         yield
@@ -68,8 +76,8 @@ def create_app(model_path: str | Path, cfg: ServeConfig) -> FastAPI:
                             status_code=400)
 
     async def predict(payloads: list[bytes]) -> dict:
-        # decoding and the glyph measure take tens of milliseconds a wide image: off the event loop, as decoding is
-        images = await run_in_threadpool(images_of, payloads, cfg.max_images, cfg.max_pixels, state["limits"])
+        # decoding and preparing (the glyph measure) take tens of milliseconds a wide image: off the event loop, once
+        images = await run_in_threadpool(images_of, payloads, cfg.max_images, cfg.max_pixels, state["reader"])
         answers, ms, count = await app.state.batcher.submit(images)
         results = [{"pred": t, "tokens": t.split(), "score": round(score, 4)} for t, score in answers]
         return {**results[0], "preds": results, "time_ms": ms, "batch_images": count, "model": state["version"]}
@@ -149,7 +157,7 @@ def create_app(model_path: str | Path, cfg: ServeConfig) -> FastAPI:
     async def readyz():
         if not state["ready"]:
             return JSONResponse({"status": "loading"}, status_code=503)
-        return {"status": "ready", "model": state["version"]}
+        return {"status": "ready", "model": state["version"], "runtime": runtime}
 
     app.state.address_allowed = public_address  # tests widen this to reach their own loopback servers
     app.add_middleware(BodyLimit, limit=cfg.max_body_bytes)

@@ -5,7 +5,6 @@ import logging
 import time
 from typing import Callable
 
-import torch
 from starlette.concurrency import run_in_threadpool
 
 from im2latex.serve.errors import ApiError
@@ -18,7 +17,7 @@ class Job:
     """Images waiting for the model, and the future their request awaits (compared by identity)."""
     __slots__ = ("images", "future")
 
-    def __init__(self, images: list[torch.Tensor], future: asyncio.Future):
+    def __init__(self, images: list, future: asyncio.Future):
         self.images, self.future = images, future
 
 
@@ -28,7 +27,7 @@ class Batcher:
     get 503. When a call raises, each of its requests is re-run alone, so only the one that fails gets
     a 500; every request is answered and no call is left running for a request that is gone."""
 
-    def __init__(self, read: Callable[[list[torch.Tensor]], tuple[list[str], list[float]]], concurrency: int,
+    def __init__(self, read: Callable[[list], tuple[list[str], list[float]]], concurrency: int,
                  queue: int, max_images: int, observe: Callable[[int], None] = lambda images: None):
         self.read, self.concurrency, self.queue, self.max_images, self.observe = read, concurrency, queue, max_images, observe
         self.pending: list[Job] = []
@@ -38,7 +37,7 @@ class Batcher:
     def idle(self) -> bool:
         return not self.pending and not self.running and self.waiting == 0
 
-    async def submit(self, images: list[torch.Tensor]) -> tuple[Answers, float, int]:
+    async def submit(self, images: list) -> tuple[Answers, float, int]:
         """(answers, milliseconds of the model call, images in that call) for `images`."""
         if self.waiting >= self.concurrency + self.queue:
             raise ApiError(503, "busy: too many predictions queued, retry shortly", {"Retry-After": "1"})

@@ -255,8 +255,8 @@ def test_a_failing_model_call_fails_only_its_own_requests(model_file, formula_pn
         batcher = client.app.state.batcher
         read = batcher.read
 
-        def fragile(images):
-            if any(i.shape[1] == 77 for i in images):
+        def fragile(images):  # each image prepared at every reading size; the poison is a solid block of ink
+            if any(int((sizes[0] < 100).sum()) > 0.3 * sizes[0].shape[0] * sizes[0].shape[1] for sizes in images):
                 raise RuntimeError("the model cannot take this image")
             return read(images)
         batcher.read = fragile
