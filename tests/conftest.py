@@ -11,7 +11,7 @@ from im2latex.data import layout
 from im2latex.data.sources import build_synthetic
 from im2latex.data.tokenizer import tokenize
 from im2latex.data.vocab import build_vocabulary
-from im2latex.export import script
+from im2latex.export import export_onnx, script
 from im2latex.model.network import Im2LatexNet
 
 TINY = SyntheticConfig(train=16, validate=4, test=4, max_tokens=40, dpi=(90, 200), pad=(2, 8), noise=0.01, font_sizes=[10, 12],
@@ -29,15 +29,32 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_file(tiny_dataset, tmp_path_factory) -> Path:
-    """A TorchScript file of a small untrained network over the tiny dataset's vocabulary."""
+def tiny_net(tiny_dataset) -> tuple[Im2LatexNet, list[str]]:
+    """A small untrained network over the tiny dataset's vocabulary, and that vocabulary."""
     formulas = layout.read_formulas(tiny_dataset)
     vocab, _ = build_vocabulary([tokenize(f) for f in formulas], min_freq=1)
     torch.manual_seed(0)
     net = Im2LatexNet(vocab.tokens, d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12)
+    return net.eval(), vocab.tokens
+
+
+@pytest.fixture(scope="session")
+def model_file(tiny_net, tmp_path_factory) -> Path:
+    """The TorchScript file of `tiny_net`, read greedily at one size."""
+    net, tokens = tiny_net
     path = tmp_path_factory.mktemp("model") / "model.pt"
-    script(net, vocab.tokens, threshold=200, pad=4, glyph_heights=[10.0], beam_width=1).save(str(path))
+    script(net, tokens, threshold=200, pad=4, glyph_heights=[10.0], beam_width=1).save(str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def onnx_model(tiny_net, tmp_path_factory) -> Path:
+    """The ONNX export of `tiny_net` (a folder), read as `model_file` is."""
+    net, tokens = tiny_net
+    folder = tmp_path_factory.mktemp("onnx") / "onnx"
+    export_onnx(net, tokens, folder, threshold=200, pad=4, glyph_height=10.0, glyph_heights=[10.0], beam_width=1,
+                length_penalty=0.0, agreement=16.0)
+    return folder
 
 
 class LoopbackServer:

@@ -1,4 +1,4 @@
-"""The API on a real TorchScript file, through FastAPI's test client (in process, no network)."""
+"""The API on a real exported model, TorchScript and ONNX alike, through FastAPI's test client (in process, no network)."""
 import base64
 import json
 import urllib.request
@@ -23,9 +23,10 @@ from im2latex.serve.app import create_app
 CFG = dataclasses.replace(load_section("params.yaml", "serve", ServeConfig), max_body_bytes=1 << 20, max_pixels=4_000_000)
 
 
-@pytest.fixture(scope="module")
-def client(model_file):
-    with TestClient(create_app(model_file, CFG)) as client:
+@pytest.fixture(scope="module", params=["torchscript", "onnx"])
+def client(request, model_file, onnx_model):
+    """The app on the TorchScript file or on the ONNX export of the same network: their answers are the same."""
+    with TestClient(create_app(model_file if request.param == "torchscript" else onnx_model, CFG, request.param)) as client:
         yield client
 
 
@@ -51,7 +52,7 @@ def bomb_png(width: int, height: int) -> bytes:
 def test_health_ready_and_version(client, model_file):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
-    assert ready["status"] == "ready" and len(ready["model"]) == 16
+    assert ready["status"] == "ready" and len(ready["model"]) == 16 and ready["runtime"] in ("torchscript", "onnx")
 
 
 def test_multipart_and_base64_give_the_models_answer(client, model_file, formula_png, tiny_dataset):

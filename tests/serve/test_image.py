@@ -1,5 +1,5 @@
-"""The container image (Dockerfile): built with `make image` from the test suite's tiny model, run, asked, stopped."""
-import hashlib
+"""The container image (Dockerfile): built with `make image` from the test suite's tiny model (ONNX), run, asked,
+stopped; it holds no torch and weighs under 1 GB."""
 import json
 import shutil
 import subprocess
@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from im2latex.data import layout
-from im2latex.data.preprocessing import load_image
+from im2latex.data.images import load_image
+from im2latex.serve.app import model_version
 
 ROOT = Path(__file__).resolve().parents[2]
-# What the Dockerfile copies from its build context (the real context also holds models/model.pt)
+# What the Dockerfile copies from its build context (the real context also holds models/onnx)
 CONTEXT_FILES = ["Dockerfile", ".dockerignore", "requirements.txt", "requirements-serve.txt", "params.yaml", "im2latex"]
 
 
@@ -39,7 +40,7 @@ def engine_problem() -> str | None:
 
 
 def build_context(folder: Path, model: Path | None) -> Path:
-    """A copy of the build context in `folder`, with `model` (if any) as models/model.pt."""
+    """A copy of the build context in `folder`, with the ONNX folder `model` (if any) as models/onnx."""
     for name in CONTEXT_FILES:
         source = ROOT / name
         if source.is_dir():
@@ -48,7 +49,7 @@ def build_context(folder: Path, model: Path | None) -> Path:
             shutil.copy(source, folder / name)
     (folder / "models").mkdir()
     if model is not None:
-        shutil.copy(model, folder / "models" / "model.pt")
+        shutil.copytree(model, folder / "models" / "onnx")
     return folder
 
 
@@ -58,14 +59,14 @@ def make_image(tag: str, context: Path, timeout: float) -> subprocess.CompletedP
 
 
 @pytest.fixture(scope="module")
-def image(model_file, tmp_path_factory):
-    """The image built by `make image` with the tiny model as models/model.pt; removed afterwards."""
+def image(onnx_model, tmp_path_factory):
+    """The image built by `make image` with the tiny model as models/onnx; removed afterwards."""
     if problem := engine_problem():
         pytest.skip(f"image test not run: {problem}")
-    context = build_context(tmp_path_factory.mktemp("context"), model_file)
+    context = build_context(tmp_path_factory.mktemp("context"), onnx_model)
     tag = f"im2latex-test-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
-    build = make_image(tag, context, timeout=45 * 60)  # the first build downloads torch and its CUDA libraries
+    build = make_image(tag, context, timeout=45 * 60)
     assert build.returncode == 0, "make image failed:\n" + (build.stdout + build.stderr)[-4000:]
     print(f"built {tag} in {time.monotonic() - started:.0f} s")
     try:
@@ -79,7 +80,7 @@ def test_image_refuses_to_build_without_a_model(tmp_path):
     if problem := engine_problem():
         pytest.skip(f"image test not run: {problem}")
     build = make_image("im2latex-test-no-model", build_context(tmp_path, None), timeout=15 * 60)
-    assert build.returncode != 0 and "models/model.pt is missing: run `make repro` first" in build.stdout + build.stderr
+    assert build.returncode != 0 and "models/onnx is missing: run `make repro` first" in build.stdout + build.stderr
 
 
 def post(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
@@ -100,7 +101,16 @@ def multipart(*pngs: bytes) -> tuple[bytes, str]:
 
 
 @pytest.mark.slow
-def test_container_serves_the_model_and_stops_cleanly(image, model_file, tiny_dataset, tmp_path):
+def test_the_image_holds_no_torch_and_weighs_under_1_gb(image):
+    size = int(docker("image", "inspect", "--format", "{{.Size}}", image).stdout)
+    print(f"{image}: {size / 1e6:.0f} MB")
+    assert size <= 1_000_000_000
+    probe = docker("run", "--rm", "--entrypoint", "python3", image, "-c", "import onnxruntime, torch", check=False)
+    assert probe.returncode != 0 and "No module named 'torch'" in probe.stderr, probe.stderr
+
+
+@pytest.mark.slow
+def test_container_serves_the_model_and_stops_cleanly(image, onnx_model, model_file, tiny_dataset, tmp_path):
     # A mounted params.yaml replaces the baked-in serve: section (here: one image per request)
     params = tmp_path / "params.yaml"
     params.write_text((ROOT / "params.yaml").read_text().replace("max_images: 16", "max_images: 1"))
@@ -126,10 +136,10 @@ def test_container_serves_the_model_and_stops_cleanly(image, model_file, tiny_da
                 raise AssertionError(f"container {state}, not ready:\n" + docker("logs", name).stderr[-3000:])
             time.sleep(0.5)
         print(f"/readyz answered {time.monotonic() - started:.1f} s after docker run")
-        assert ready["model"] == hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
+        assert ready["model"] == model_version(onnx_model) and ready["runtime"] == "onnx"
 
         png = sorted((tiny_dataset / layout.IMAGES).iterdir())[0].read_bytes()
-        expected = torch.jit.load(str(model_file))([torch.from_numpy(load_image(png).copy())])[0]
+        expected = torch.jit.load(str(model_file))([torch.from_numpy(load_image(png).copy())])[0]  # the same network
         status, answer = post(base + "/v1/predict", *multipart(png))
         assert status == 200 and answer["pred"] == expected and answer["model"] == ready["model"], answer
         print("answer:", json.dumps(answer))
