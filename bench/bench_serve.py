@@ -1,9 +1,11 @@
 """Load benchmark of the API on 127.0.0.1: requests/s and p50/p95 latency for single-image and batched
-requests, sequential and concurrent. Starts `python -m im2latex serve` itself; every loop is bounded.
+requests, sequential and concurrent, on each runtime side by side (the TorchScript file, the ONNX graphs). Starts
+`python -m im2latex serve --runtime R` itself, one runtime after the other; every loop is bounded.
 
-    python bench/bench_serve.py [--requests 40] [--clients 4] [--batch 4] [--out bench/serve_results.json]
+    python bench/bench_serve.py [--runtimes torchscript onnx] [--requests 40] [--clients 4] [--batch 4]
+                                [--out bench/serve_results.json]
 
-Needs models/model.pt and data/raw (run `make repro` first)."""
+Needs models/model.pt, models/onnx and data/raw (run `make repro` first)."""
 import base64
 import json
 import socket
@@ -62,20 +64,13 @@ def run(url: str, images: list[bytes], requests: int, clients: int, batch: int) 
             "healthz_during_load_max_ms": round(1000 * max(health), 1) if health else None}
 
 
-def main() -> None:
-    parser = common.make_parser(__doc__, "bench/serve_results.json", "model")
-    parser.add_argument("--images", type=Path, default=Path("data/raw/formula_images"))
-    parser.add_argument("--requests", type=int, default=40)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=4)
-    args = parser.parse_args()
-    common.require(args.model, args.images)
-    images = [p.read_bytes() for p in sorted(args.images.glob("*.png"))[-50:]]  # the test split's images
+def serve_and_run(runtime: str, model: Path, images: list[bytes], args) -> dict:
+    """Start the server on `runtime`, run the three loads against it, stop it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "im2latex", "serve", "--port", str(port), "--model", str(args.model)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, "-m", "im2latex", "serve", "--port", str(port), "--model", str(model),
+                               "--runtime", runtime], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -84,15 +79,31 @@ def main() -> None:
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    sys.exit("the server did not start")
+                    sys.exit(f"the server did not start on {runtime}")
                 time.sleep(0.3)
         url = f"http://127.0.0.1:{port}/v1/predict"
-        results = {"single, 1 client": run(url, images, args.requests, 1, 1),
-                   f"single, {args.clients} clients": run(url, images, args.requests, args.clients, 1),
-                   f"batch of {args.batch}, 1 client": run(url, images, args.requests // args.batch or 1, 1, args.batch)}
+        return {"single, 1 client": run(url, images, args.requests, 1, 1),
+                f"single, {args.clients} clients": run(url, images, args.requests, args.clients, 1),
+                f"batch of {args.batch}, 1 client": run(url, images, args.requests // args.batch or 1, 1, args.batch)}
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = common.make_parser(__doc__, "bench/serve_results.json", "model")
+    parser.add_argument("--images", type=Path, default=Path("data/raw/formula_images"))
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--onnx", type=Path, default=Path("models/onnx"), help="(default: %(default)s)")
+    parser.add_argument("--runtimes", nargs="+", choices=["torchscript", "onnx"], default=["torchscript", "onnx"])
+    args = parser.parse_args()
+    common.require(args.model, args.onnx, args.images)
+    images = [p.read_bytes() for p in sorted(args.images.glob("*.png"))[-50:]]  # the test split's images
+    results = {}
+    for runtime in args.runtimes:
+        results[runtime] = serve_and_run(runtime, args.model if runtime == "torchscript" else args.onnx, images, args)
     common.write(results, args.out)
 
 
