@@ -36,7 +36,7 @@ def cmd_data_report(args: argparse.Namespace) -> None:
     print(json.dumps(compare(args.data, args.reference), indent=1))
 
 
-def open_reader(args: argparse.Namespace):
+def reader_of(args: argparse.Namespace):
     from im2latex.runtimes import open_reader
 
     return open_reader(args.model, args.runtime, read_scales=args.read_scales, beam_width=args.beam_width)
@@ -45,7 +45,7 @@ def open_reader(args: argparse.Namespace):
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from im2latex.evaluation import score_folder
 
-    reader = open_reader(args)
+    reader = reader_of(args)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
     metrics = score_folder(reader, args.data, args.split, args.formulas, args.raw_labels, args.batch_size,
@@ -56,7 +56,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     from im2latex.data.images import load_image
 
-    reader = open_reader(args)
+    reader = reader_of(args)
     texts = reader([load_image(p) for p in args.images])
     if args.json:
         print(json.dumps([{"image": str(p), "latex": t} for p, t in zip(args.images, texts)], indent=2))
@@ -69,9 +69,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from im2latex.config import ServeConfig, load_section
-    from im2latex.serve.app import create_app
-
     from im2latex.runtimes import RUNTIMES
+    from im2latex.serve.app import create_app
 
     model = args.model or RUNTIMES[args.runtime]
     if not model.exists():

@@ -54,17 +54,22 @@ def test_normalise_command(capsys, monkeypatch):
     assert out == "a _ { c } ^ { b }\n{ x\n" and "1 of 2 formulas could not be parsed" in err
 
 
-def test_predict_matches_the_model(tiny_dataset, model_file, capsys):
+@pytest.mark.parametrize("runtime", ["torchscript", "onnx"])
+def test_predict_matches_the_model(tiny_dataset, model_file, onnx_model, runtime, capsys):
     images = sorted((tiny_dataset / layout.IMAGES).iterdir())[:2]
-    main(["predict", "--json", "--model", str(model_file)] + [str(p) for p in images])
+    model = model_file if runtime == "torchscript" else onnx_model
+    main(["predict", "--json", "--runtime", runtime, "--model", str(model)] + [str(p) for p in images])
     answers = json.loads(capsys.readouterr().out)
-    reader = torch.jit.load(str(model_file))
+    reader = torch.jit.load(str(model_file))  # the same network, read the same way
     assert [a["latex"] for a in answers] == reader([torch.from_numpy(load_image(p)) for p in images])
 
 
 @pytest.mark.parametrize("args, message", [
     (["predict", "--model", "nope.pt", "x.png"], "no model at nope.pt: train and export one first"),
     (["serve", "--model", "nope.pt"], "no model at nope.pt"),
+    (["serve", "--runtime", "onnx", "--model", "nope"], "no model at nope"),
+    (["predict", "--runtime", "onnx", "--model", "MODEL", "x.png"], "cannot load ONNX model"),
+    (["predict", "x.png", "--model", "MODEL", "--read-scales", "1.1"], "other reading sizes or beams need --runtime onnx"),
     (["evaluate", "--data", "/nonexistent", "--model", "MODEL"], "is not a folder"),
 ])
 def test_user_errors_are_one_line(model_file, args, message, capsys):
