@@ -140,9 +140,9 @@ def test_a_preset_runs_the_pipeline_on_cpu_at_tiny_size(preset, tiny_dataset, tm
     vocabulary.main("params.yaml", str(tiny_dataset), "data/vocab.json")
     preprocess.main("params.yaml", str(tiny_dataset), "data/vocab.json", "data/preprocessed", "metrics/preprocess.json")
     train.main("params.yaml", "data/preprocessed", "data/vocab.json", "models/weights.pt", "metrics/train", "checkpoints")
-    export.main("params.yaml", "data/preprocessed/test.pkl", "models/weights.pt", "models/model.pt")
+    export.main("params.yaml", "data/preprocessed/test.pkl", "models/weights.pt", "models/model.pt", "models/onnx")
     evaluate.main("params.yaml", str(tiny_dataset), "models/model.pt", "metrics/evaluate.json",
                   "metrics/predictions.tsv", "metrics/examples.png", "metrics/folders.json")
     assert Path("metrics/train/metrics.json").is_file() and Path("metrics/evaluate.json").is_file()
-    assert Path("models/model.pt").is_file()
+    assert Path("models/model.pt").is_file() and Path("models/onnx/reader.json").is_file()
     load_every_section(Path("params.yaml"))  # `python -m im2latex serve` reads its serve: section
