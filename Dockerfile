@@ -1,5 +1,5 @@
 # The API in a container: `python -m im2latex serve --runtime onnx` on 0.0.0.0:8000 with models/onnx (exported by
-# `make repro`): ONNX Runtime, no torch, so the image is a few hundred MB rather than 6 GB.
+# `make repro`): ONNX Runtime, no torch, so the image weighs 763 MB (docker image inspect) rather than 6.35 GB.
 #   docker build -t im2latex .   (or `make image`, which also builds a base where Docker Hub is unreachable)
 #   docker run -p 8000:8000 im2latex
 # Limits: the serve: section of params.yaml, baked in; override it with -v $PWD/my-params.yaml:/app/params.yaml:ro
