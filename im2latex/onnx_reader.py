@@ -186,11 +186,10 @@ class OnnxReader:
         bad[:, self.start_id] = True
         return np.where(bad, -np.inf, logp).astype(np.float32)
 
-    def beams(self, batches: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Im2LatexNet.beams over every batch at once: token ids (B, width, L), summed log-probabilities and lengths
-        (B, width), B being the images of all the batches."""
+    def beams(self, mem_k: np.ndarray, mem_v: np.ndarray, mem_bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Im2LatexNet.beams on B memories at once (`encode`): token ids (B, width, L), summed log-probabilities and
+        lengths (B, width)."""
         width, lp = self.beam_width, self.length_penalty
-        mem_k, mem_v, mem_bias = self.encode(batches)
         b = mem_k.shape[1]
         n = b * width
         tokens = np.full((n, 1), self.start_id, dtype=np.int64)
@@ -232,16 +231,21 @@ class OnnxReader:
 
     def decode_best(self, batches: list[np.ndarray]) -> tuple[list[list[int]], list[float]]:
         """FormulaReader.decode_best: per image of the batches (the same images at several sizes), the candidate
-        (every size's every beam) that `consensus` picks, and its confidence."""
-        hypotheses, logp, lengths = self.beams(batches)
-        confidences = np.exp(logp / np.maximum(lengths, 1.0))
+        (every size's every beam) that `consensus` picks, and its confidence. The batches are encoded as FormulaReader
+        encodes them; then each image's sizes are decoded together, attending to that image's cells only (a cell
+        hidden from all its sizes is dropped), so one long formula does not hold the others' decoding up."""
+        mem_k, mem_v, mem_bias = self.encode(batches)
         images = batches[0].shape[0]
         best, scores = [], []
         for i in range(images):
             rows = [i + size * images for size in range(len(batches))]
+            cells = np.isfinite(mem_bias[rows, 0, 0, :]).any(0)
+            hypotheses, logp, lengths = self.beams(mem_k[:, rows][:, :, :, cells], mem_v[:, rows][:, :, :, cells],
+                                                   mem_bias[rows][..., cells])
+            confidences = np.exp(logp / np.maximum(lengths, 1.0))
             readings = [strip_specials(hypotheses[r, k].tolist(), self.end_id, [self.pad_id, self.start_id])
-                        for r in rows for k in range(self.beam_width)]
-            found = [float(confidences[r, k]) for r in rows for k in range(self.beam_width)]
+                        for r in range(len(rows)) for k in range(self.beam_width)]
+            found = [float(confidences[r, k]) for r in range(len(rows)) for k in range(self.beam_width)]
             chosen = consensus(readings, found, self.agreement)
             best.append(readings[chosen])
             scores.append(found[chosen])
