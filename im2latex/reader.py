@@ -148,8 +148,9 @@ class FormulaReader(nn.Module):
         scores = [0.0 for _ in images]
         if len(where) > 0:
             # decoded in batches of similar width: a batch costs its widest image's cells (and longest formula)
-            # for every image in it, so a wide formula among narrow ones made their reading several times slower
-            order: List[int] = torch.tensor([int(images[n][0].shape[1]) for n in where]).argsort().tolist()
+            # for every image in it, so a wide formula among narrow ones made their reading several times slower.
+            # A stable sort: images of equal width keep their order, so the ONNX reader forms the same batches
+            order: List[int] = torch.sort(torch.tensor([int(images[n][0].shape[1]) for n in where]), stable=True)[1].tolist()
             for start in range(0, len(order), self.read_batch):
                 part = [where[i] for i in order[start:start + self.read_batch]]
                 batches = [to_batch([images[n][k] for n in part]) for k in range(len(self.glyph_heights))]

@@ -35,15 +35,24 @@ def test_numpy_input_normalisation_matches_the_torch_one(raw_images):
     for image in raw_images:
         ours = light.prepare_sizes(image, 200, 4, heights)
         theirs = inputs.prepare_sizes(torch.from_numpy(image.copy()), 200, 4, heights)
-        assert light.glyph_size(image < 200) == inputs.glyph_size(torch.from_numpy(image < 200))
-        for a, b in zip(ours, theirs):
+        measured = light.glyph_size(image < 200)
+        assert measured == inputs.glyph_size(torch.from_numpy(image < 200))
+        for height, a, b in zip(heights, ours, theirs):
             assert a.shape == tuple(b.shape)
-            # the resize is Pillow's in one, torch's port of it in the other: a pixel may round the other way
-            assert np.abs(a.astype(int) - b.numpy().astype(int)).max(initial=0) <= 1
+            if measured and height / measured < 0.55:  # shrunk about 2x or more: torch sums its 5+ taps in an order not copied
+                assert np.abs(a.astype(int) - b.numpy().astype(int)).max(initial=0) <= 1
+            else:
+                np.testing.assert_array_equal(a, b.numpy())
     assert light.prepare_sizes(raw_images[-1], 200, 4, heights)[0].size == 0  # blank
     batch = light.to_batch(light.prepare_sizes(raw_images[0], 200, 4, heights))
     torch.testing.assert_close(torch.from_numpy(batch), inputs.to_batch(inputs.prepare_sizes(
-        torch.from_numpy(raw_images[0].copy()), 200, 4, heights)), atol=1 / 255 + 1e-6, rtol=0)
+        torch.from_numpy(raw_images[0].copy()), 200, 4, heights)), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("scale", [0.55, 0.7, 0.9, 1.3, 2.0, 3.7])
+def test_the_numpy_resize_is_torchs_to_the_bit(scale):
+    image = np.random.default_rng(0).uniform(0, 255, (37, 211)).astype(np.float32)
+    np.testing.assert_array_equal(light.resize(image, scale), inputs.resize(torch.from_numpy(image), scale).numpy())
 
 
 def test_numpy_consensus_matches_the_torch_one():
@@ -72,6 +81,30 @@ def test_the_onnx_reader_reads_as_the_torchscript_file(tiny_dataset, raw_images,
     assert len({t for t in texts if t}) > 1  # the untrained network still reads the images differently
     assert onnx_agreement(scripted, reader, images) == 1.0
     np.testing.assert_allclose(scores, scripted.read(images)[1], rtol=1e-4, atol=1e-6)
+
+
+def test_images_of_equal_width_are_batched_alike(tiny_dataset, raw_images, tmp_path):
+    """40 images of one width and different heights (a 2-pixel dot drawn higher and higher above the formula): the
+    batches of 16 differ in their padding, so both readers must group ties in the same (stable) order."""
+    formulas = layout.read_formulas(tiny_dataset)
+    vocab, _ = build_vocabulary([tokenize(f) for f in formulas], min_freq=1)
+    torch.manual_seed(1)
+    net = Im2LatexNet(vocab.tokens, d_model=32, heads=2, layers=1, ff=64, dropout=0.0, encoder_channels=8, max_len=12).eval()
+    base = np.pad(raw_images[0], ((45, 0), (0, 0)), constant_values=255)
+    variants = []
+    for k in range(40):
+        image = base.copy()
+        image[44 - k:46 - k, 5:7] = 0
+        variants.append(image)
+    assert len({light.prepare_sizes(v, 200, 4, [13.0])[0].shape[1] for v in variants}) == 1
+    assert len({light.prepare_sizes(v, 200, 4, [13.0])[0].shape[0] for v in variants}) > 20
+    scripted = script(net, vocab.tokens, 200, 4, [13.0], 1)
+    export_onnx(net, vocab.tokens, tmp_path, 200, 4, 13.0, [13.0], 1, 1.0, 16.0)
+    reader = light.OnnxReader(tmp_path, threads=1)
+    ours, theirs = reader.read(variants), scripted.read([torch.from_numpy(v) for v in variants])
+    assert ours[0] == theirs[0]
+    # the confidences tell the batches apart: 8e-7 apart in the same batches, 1e-5 with torch's unstable argsort
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=3e-6)
 
 
 def test_the_fast_setting_reads_fewer_sizes_greedily(tiny_dataset, raw_images, tmp_path):

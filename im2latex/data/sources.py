@@ -15,6 +15,12 @@ log = logging.getLogger(__name__)
 SOURCES = ("synthetic", "im2latex-100k", "folder")
 
 
+def render_style(cfg: SyntheticConfig) -> RenderStyle:
+    """The style of the synthetic renders that `cfg` describes."""
+    return RenderStyle(cfg.dpi, cfg.pad, cfg.noise, tuple(cfg.font_sizes), cfg.downsample, cfg.bold, cfg.blur,
+                       cfg.binarise, cfg.jpeg, tuple(sorted(cfg.renderers.items())), cfg.tinted, cfg.dark)
+
+
 def build_synthetic(out: Path, cfg: SyntheticConfig, seed: int) -> dict[str, int]:
     """Generate formulas and render them; formulas LaTeX rejects are left out and counted."""
     if min(cfg.chunk, cfg.eval_chunk) < 1:
@@ -29,8 +35,7 @@ def build_synthetic(out: Path, cfg: SyntheticConfig, seed: int) -> dict[str, int
     if unknown or not cfg.renderers or min(cfg.renderers.values()) < 0 or sum(cfg.renderers.values()) <= 0:
         raise Im2LatexError(f"params.yaml: data.synthetic.renderers must give renderers of {', '.join(RENDERERS)} "
                             f"non-negative weights, not all 0; got {dict(cfg.renderers)}")
-    style = RenderStyle(cfg.dpi, cfg.pad, cfg.noise, tuple(cfg.font_sizes), cfg.downsample, cfg.bold, cfg.blur,
-                        cfg.binarise, cfg.jpeg, tuple(sorted(cfg.renderers.items())), cfg.tinted, cfg.dark)
+    style = render_style(cfg)
     start = time.perf_counter()
     # each LaTeX run draws one style: the evaluation splits, rendered in small runs of their own, span many styles
     # (at `chunk` formulas per run, 300 test images had 2) and do not depend on the training split
