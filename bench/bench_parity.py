@@ -16,11 +16,8 @@ import torch
 
 import common
 from im2latex.data.images import load_image
-from im2latex.data.layout import is_im2latex_layout, read_labelled_folder
-from im2latex.data.normalise import normalise_all
-from im2latex.data.tokenizer import normalize
+from im2latex.data.layout import read_labelled_folder
 from im2latex.evaluation import predict_all
-from im2latex.metrics import score
 from im2latex.runtimes import open_reader
 
 
@@ -38,8 +35,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     names, paths, labels = (x[:args.count or None] for x in read_labelled_folder(args.data, args.split, None))
     images = [load_image(p) for p in paths]
-    plain = not is_im2latex_layout(args.data, args.split, None)  # compared as `evaluate` compares them
-    targets = [t.split() for t in (normalise_all(labels)[0] if plain else [normalize(f) for f in labels])]
+    scored = common.folder_scorer(args.data, args.split, labels)
     results = {"machine": f"{platform.machine()}, {args.threads} threads, torch {torch.__version__}",
                "data": f"{args.data} ({args.split}), {len(images)} images in calls of {args.batch_size}"}
     texts = {}
@@ -48,7 +44,7 @@ def main() -> None:
         start = time.perf_counter()
         texts[name] = predict_all(reader, images, args.batch_size)
         seconds = time.perf_counter() - start
-        metrics = score(targets, [t.split() for t in (normalise_all(texts[name])[0] if plain else texts[name])])
+        metrics = scored(texts[name])
         results[name] = {"seconds": round(seconds, 1), "bleu4": round(metrics["bleu4"], 4)}
     differ = [(n, a, b) for n, a, b in zip(names, texts["torchscript"], texts["onnx"]) if a != b]
     results["onnx reads as torchscript"] = f"{len(images) - len(differ)} of {len(images)}"

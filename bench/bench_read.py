@@ -16,10 +16,7 @@ import torch
 
 import common
 from im2latex.data.images import load_image
-from im2latex.data.layout import is_im2latex_layout, read_labelled_folder
-from im2latex.data.normalise import normalise_all
-from im2latex.data.tokenizer import normalize
-from im2latex.metrics import score
+from im2latex.data.layout import read_labelled_folder
 from im2latex.runtimes import open_reader
 
 
@@ -48,9 +45,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     _, paths, labels = read_labelled_folder(args.data, args.split, None)
     images, labels = [load_image(p) for p in paths[:args.count]], labels[:args.count]
-    # labels and readings compared as `evaluate` compares them (a plain folder's normalised as IM2LATEX-100K's were)
-    plain = not is_im2latex_layout(args.data, args.split, None)
-    targets = [t.split() for t in (normalise_all(labels)[0] if plain else [normalize(f) for f in labels])]
+    scored = common.folder_scorer(args.data, args.split, labels)
     readers = {"torchscript": open_reader(args.model, "torchscript"),
                "onnx": open_reader(args.onnx, "onnx", threads=args.threads),
                "onnx fast": open_reader(args.onnx, "onnx", threads=args.threads, read_scales=args.fast_scales, beam_width=1)}
@@ -60,7 +55,7 @@ def main() -> None:
     texts = {}
     for name, reader in readers.items():
         texts[name], seconds = timed_reads(reader, images)
-        metrics = score(targets, [t.split() for t in (normalise_all(texts[name])[0] if plain else texts[name])])
+        metrics = scored(texts[name])
         results[name] = {"p50_s": round(statistics.median(seconds), 4), "mean_s": round(statistics.mean(seconds), 4),
                          "bleu4": round(metrics["bleu4"], 4), "edit_score": round(metrics["edit_score"], 4)}
     for name in ("onnx", "onnx fast"):

@@ -19,9 +19,12 @@ import yaml
 
 from im2latex.config import ModelConfig, PreprocessConfig, ReadConfig, TrainConfig, load_section
 from im2latex.data.dataset import BucketBatchSampler, collate
+from im2latex.data.layout import is_im2latex_layout
+from im2latex.data.normalise import normalise_all
 from im2latex.data.preprocessing import Split, load_split
+from im2latex.data.tokenizer import normalize
 from im2latex.data.vocab import Vocabulary
-from im2latex.metrics import bleu4
+from im2latex.metrics import bleu4, score
 from im2latex.model.inputs import to_batch
 from im2latex.model.network import Im2LatexNet, load_model
 from im2latex.presets import read_preset
@@ -194,3 +197,11 @@ def write(results: dict, out: Path) -> None:
     print(text, end="")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(text)
+
+
+def folder_scorer(folder: Path, split: str, labels: list[str]) -> Callable[[list[str]], dict[str, float]]:
+    """Readings of a labelled folder's images -> their scores, compared as `evaluate` compares them (a plain
+    folder's labels and readings normalised as IM2LATEX-100K's were)."""
+    plain = not is_im2latex_layout(folder, split, None)
+    targets = [t.split() for t in (normalise_all(labels)[0] if plain else [normalize(f) for f in labels])]
+    return lambda texts: score(targets, [t.split() for t in (normalise_all(texts)[0] if plain else texts)])
