@@ -32,3 +32,10 @@ def test_a_clean_chunk_is_one_latex_run(monkeypatch):
     monkeypatch.setattr(rendering.subprocess, "run", lambda *a, **k: runs.append(a) or real(*a, **k))
     assert latex_accepts(GOOD * 10 + [BROKEN[0], BROKEN[1], BROKEN[3]]) == [True] * 40 + [False] * 3
     assert len(runs) == 1
+
+
+def test_lengths_spelled_apart_as_the_dataset_writes_them_are_set():
+    spelled = [r"a , \hspace { 1 c m } b", r"a \hspace* { 0 . 5 e m } b", r"a \vspace { 2 p t } b"]
+    assert rendering.latex_source(spelled[0]) == r"a , \hspace{1cm} b"
+    assert latex_accepts(spelled) == [True, True, True]
+    assert latex_accepts([r"a \hspace { 1 q q } b"]) == [False]  # not a unit: still refused

@@ -20,21 +20,23 @@ GREEK = dict(zip(r"\mu \alpha \nu \pi \phi \delta \lambda \beta \sigma \theta \g
                  [3626, 2210, 1827, 1701, 1646, 1435, 1347, 1309, 1163, 1094, 1032, 988, 951, 846, 839, 784, 711,
                   673, 667, 579, 537, 510, 499, 485, 471, 391, 385, 266, 259, 254, 164, 133, 47, 35, 20, 22, 8]))
 DIGITS = dict(zip("2103456879", [14063, 10332, 5132, 2199, 1925, 513, 471, 410, 146, 125]))
-SYMBOLS = {r"\partial": 600, r"\infty": 618, r"\hbar": 179, r"\ell": 209, r"\nabla": 290, r"\cdots": 255,
-           r"\ldots": 232, r"\dots": 101, r"\dagger": 100, r"\prime": 100, r"\imath": 29, r"\wp": 24, r"\Re": 7}
-INDICES = {r"\mu": 30, r"\nu": 20, "i": 30, "j": 14, "k": 12, "n": 14, "a": 10, "b": 6, "0": 16, "1": 14, "2": 8,
+SYMBOLS = {r"\partial": 300, r"\infty": 100, r"\hbar": 50, r"\ell": 65, r"\nabla": 60, r"\cdots": 80,
+           r"\ldots": 75, r"\dots": 30, r"\dagger": 15, r"\prime": 100, r"\imath": 29, r"\wp": 24, r"\Re": 7,
+           r"\star": 30, r"\triangle": 29, r"\bullet": 18, r"\forall": 41, r"\Upsilon": 6, r"\varpi": 6}
+INDICES = {r"\mu": 12, r"\nu": 9, "i": 18, "j": 9, "k": 12, "n": 14, "a": 10, "b": 6, "0": 16, "1": 14, "2": 8,
            "3": 3, r"\alpha": 8, r"\beta": 4, "m": 8, "l": 6, "x": 5, "t": 4, "p": 4, "s": 3, "N": 3, "A": 3,
            "L": 2, "R": 3, "c": 2, "r": 2, "+": 3, "-": 3, r"\sigma": 2, r"\lambda": 2, "I": 2, "z": 2, "q": 2}
-POWERS = {"2": 60, "-1": 8, r"\prime": 14, r"\prime\prime": 3, r"\dagger": 6, "*": 6, "n": 6, "3": 6, "4": 3,
+POWERS = {"2": 60, "-1": 8, r"\prime": 14, r"\prime\prime": 3, r"\dagger": 3, r"\dag": 1, r"\star": 1, "'": 2, "*": 3, "n": 6, "3": 6, "4": 3,
           r"\mu": 8, r"\nu": 4, "a": 3, "i": 3, "k": 2, "1/2": 3, "-2": 2, "T": 2, "N": 2, "d": 2, "D": 2,
           "+": 2, "-": 2, r"\alpha": 2, "(1)": 2, "(0)": 1, "2n": 1, "0": 2, "1": 2, "p": 1, "s": 1}
-RELATIONS = {"=": 10465, r"\equiv": 355, r"\approx": 97, r"\sim": 166, r"\simeq": 64, r"\leq": 89, r"\geq": 68,
-             r"\neq": 71, "<": 259, ">": 256, r"\to": 125, r"\rightarrow": 264, r"\propto": 34, r"\le": 31,
-             r"\ge": 32, r"\in": 162, r"\longrightarrow": 45, r"\mapsto": 17, r"\ll": 11, r"\gg": 19,
-             r"\subset": 17, r"\Rightarrow": 20, r"\cong": 7, r"\perp": 20}
+RELATIONS = {"=": 10465, r"\equiv": 888, r"\approx": 242, r"\sim": 415, r"\simeq": 160, r"\leq": 222, r"\geq": 170,
+             r"\neq": 178, "<": 648, ">": 640, r"\to": 38, r"\rightarrow": 660, r"\propto": 85, r"\le": 78,
+             r"\ge": 80, r"\in": 405, r"\longrightarrow": 112, r"\mapsto": 42, r"\ll": 28, r"\gg": 48,
+             r"\subset": 42, r"\Rightarrow": 50, r"\cong": 18, r"\perp": 275, ": =": 215, ":": 150, r"\mid": 150,
+             r"\not =": 50, r"\ne": 38, r"\leftrightarrow": 65, r"\parallel": 58, r"\Leftrightarrow": 18}
 BINARY = {"+": 7006, "-": 6000, r"\pm": 481, r"\mp": 68, r"\times": 130, r"\cdot": 345, r"\otimes": 149,
           r"\wedge": 158, r"\oplus": 31, r"\ast": 104, "/": 500, r"\circ": 63, r"\cup": 13, r"\cap": 8}
-SPACES = {r"\,": 2000, r"\;": 1000, r"\quad": 687, r"\qquad": 414, "~": 1400, r"\!": 433, r"\:": 184, "\\": 800}  # "\\" is the control space "\\ "
+SPACES = {r"\,": 2000, r"\;": 1600, r"\quad": 300, r"\qquad": 180, "~": 1100, r"\!": 433, r"\:": 184, "\\": 1500}  # "\\" is the control space "\\ "
 ACCENTS = {r"\bar": 1222, r"\tilde": 922, r"\hat": 854, r"\vec": 563, r"\dot": 553, r"\overline": 341,
            r"\widetilde": 150, r"\underline": 100, r"\widehat": 71, r"\ddot": 48, r"\check": 25, r"\breve": 8}
 FUNCTIONS = {"sin": 8, "cos": 8, "exp": 10, "log": 6, "ln": 4, "tan": 2, "det": 3, "tr": 4, "Tr": 4, "sinh": 2,
@@ -42,11 +44,17 @@ FUNCTIONS = {"sin": 8, "cos": 8, "exp": 10, "log": 6, "ln": 4, "tan": 2, "det": 
 STAR_FUNCTIONS = {"lim": 4, "max": 2, "min": 2, "sup": 1, "inf": 1}
 WORDS = ["d", "i", "e", "T", "R", "L", "eff", "tot", "tr", "const", "Tr", "E", "A", "B", "c", "Im", "Re", "max",
          "cl", "ext", "int", "in", "out", "s", "F", "YM", "CS", "sym", "ij"]
+# text between formulas, set in \mathrm with `~` for its spaces: `\mathrm { f o r ~ a l l }`
+PHRASES = ["for", "for all", "and", "if", "with", "where", "otherwise", "for even", "for odd", "is a basis of",
+           "on shell", "h.c.", "c.c.", "const.", "mod", "div", "and all", "as", "at", "for some", "i.e."]
 BRACKETS = {("(", ")"): 60, (r"\left(", r"\right)"): 20, ("[", "]"): 8, (r"\left[", r"\right]"): 6,
-            (r"\left\{", r"\right\}"): 3, ("|", "|"): 5, (r"\{", r"\}"): 2, (r"\langle", r"\rangle"): 4,
-            (r"\left|", r"\right|"): 2, (r"\left\langle", r"\right\rangle"): 1, (r"\left.", r"\right|"): 1,
-            (r"\Big (", r"\Big )"): 1, (r"\big (", r"\big )"): 1, (r"\Bigl (", r"\Bigr )"): 1, (r"\left\|", r"\right\|"): 0.3}
-FONTS = {(r"{", r"\cal"): 1498, (r"{", r"\bf"): 742, (r"\mathrm", None): 1000, (r"\mathcal", None): 195,
+            (r"\left\{", r"\right\}"): 3, ("|", "|"): 5, (r"\{", r"\}"): 6, (r"\langle", r"\rangle"): 4,
+            (r"\left|", r"\right|"): 1, (r"\left\langle", r"\right\rangle"): 1, (r"\left.", r"\right|"): 0.5,
+            (r"\Big (", r"\Big )"): 1, (r"\big (", r"\big )"): 1, (r"\Bigl (", r"\Bigr )"): 1, (r"\left\|", r"\right\|"): 0.3,
+            (r"\bigl (", r"\bigr )"): 1, (r"\biggl (", r"\biggr )"): 1, (r"\bigg (", r"\bigg )"): 0.5,
+            (r"\biggl [", r"\biggr ]"): 0.5, (r"\bigl [", r"\bigr ]"): 0.4, (r"\vert", r"\vert"): 0.9,
+            (r"\left<", r"\right>"): 0.7, (r"\lbrack", r"\rbrack"): 0.6}
+FONTS = {(r"{", r"\cal"): 1498, (r"{", r"\bf"): 742, (r"\mathrm", None): 150, (r"\mathcal", None): 195,
          (r"\mathbf", None): 152, (r"\mathsf", None): 28, (r"{", r"\it"): 20, (r"{", r"\sf"): 25}
 
 # length histogram (bins of 10 tokens) of IM2LATEX-100K's validation split, from shared/im2latex/stats.json
@@ -85,18 +93,26 @@ class FormulaGenerator:
 
     def equation(self, target: int) -> list[str]:
         """Sides joined by relations; sometimes several equations in a row, and trailing punctuation."""
-        tokens = self.expression(max(1, target // self.rng.choice([1, 2, 2, 3])), 0)
+        tokens = self.expression(max(1, target // self.rng.choice([1, 2, 3, 3, 4])), 0)
         while len(tokens) < target - 2:
             r = self.rng.random()
             if r < 0.7:
-                join = [self.pick(RELATIONS)]
+                join = self.pick(RELATIONS).split()
                 if self.chance(0.12):
                     join = self.space() + join + self.space()
-            elif r < 0.85:
-                join = [","] + (self.space() if self.chance(0.6) else [])
+            elif r < 0.88:  # `A = B , \qquad C = D`: the real data's most common use of wide spaces
+                join = [","] + (self.space() if self.chance(0.5) else [])
+                if self.chance(0.35):
+                    join = [","] + self.rng.choice([[r"\quad"], [r"\qquad"], [r"\quad"], [r"\hspace", "{"] +
+                                                    self.rng.choice([["1", "c", "m"], ["5", "m", "m"], ["2", "e", "m"],
+                                                                     ["0", ".", "5", "c", "m"], ["1", "0", "p", "t"]]) + ["}"]])
+            elif r < 0.91:  # `\quad \mathrm { f o r ~ a l l } \quad`
+                words = self.rng.choice(PHRASES).replace(" ", "~")
+                join = [self.rng.choice([r"\quad", r"\qquad", r"\,", "~"]), r"\mathrm", "{"] + list(words) + ["}"]
+                join += [self.rng.choice([r"\quad", "~", r"\;"])]
             else:
                 join = self.space()
-            tokens += join + self.expression(max(1, min(target - len(tokens) - 1, target // 2)), 0)
+            tokens += join + self.expression(max(1, min(target - len(tokens) - 1, target // 4)), 0)
         if self.chance(0.3):
             tokens += (self.space() if self.chance(0.4) else []) + [self.rng.choice([",", ".", ".", ";"])]
         return tokens
@@ -110,9 +126,9 @@ class FormulaGenerator:
 
     def term(self, budget: int, depth: int) -> list[str]:
         """A product of factors, sometimes with a numeric coefficient or a space between factors."""
-        tokens = [self.pick(DIGITS)] if self.chance(0.12) else []
-        for _ in range(self.rng.choices([1, 2, 3, 4], weights=[45, 30, 15, 10])[0]):
-            if tokens and self.chance(0.08):
+        tokens = [self.pick(DIGITS)] if self.chance(0.1) else []
+        for _ in range(self.rng.choices([1, 2, 3, 4], weights=[35, 30, 20, 15])[0]):
+            if tokens and self.chance(0.14):
                 tokens += self.space()
             tokens += self.factor(max(1, budget - len(tokens)), depth)
             if len(tokens) >= budget:
@@ -172,9 +188,9 @@ class FormulaGenerator:
         big = budget >= 8 and not deep
         kind = r.choices(
             ["scripted", "symbol", "number", "call", "operator", "bracket", "frac", "sqrt", "accent", "bigop",
-             "partial", "font", "braket", "matrix", "wrapped"],
-            weights=[34, 20, 6, 7, 3, 8 if big else 2, 7 if big else 2, 2, 5, 4 if big else 0, 4, 5, 1.5,
-                     1 if depth == 0 and budget >= 20 else 0, 2])[0]
+             "partial", "font", "braket", "matrix", "wrapped", "factorial", "stackrel"],
+            weights=[34, 20, 6, 7, 2, 14 if big else 4, 12 if big else 4, 1.2, 5, 4 if big else 0, 1.8, 4, 0.35,
+                     5 if depth == 0 and budget >= 20 else 0, 2, 0.16, 0.4])[0]
         if kind == "scripted":
             return self.symbol() + self.scripts(depth)
         if kind == "symbol":
@@ -189,7 +205,7 @@ class FormulaGenerator:
                 args += [","] + self.expression(r.randint(1, 3), depth + 1)
             return head + ["("] + args + [")"]
         if kind == "operator":
-            if self.chance(0.8):
+            if self.chance(0.9):
                 name = [r"\operatorname", "{"] + list(self.pick(FUNCTIONS)) + ["}"]
             else:
                 name = [r"\operatorname*", "{"] + list(self.pick(STAR_FUNCTIONS)) + ["}"]
@@ -206,6 +222,8 @@ class FormulaGenerator:
             special = r.random()
             if special < 0.2:
                 num, den = [self.pick(DIGITS)], [self.pick(DIGITS)]
+                if self.chance(0.15):  # `\frac 1 2`, as written
+                    return [r"\frac"] + num + den
                 return [r"\frac", "{"] + num + ["}", "{"] + den + ["}"]
             if special < 0.3:
                 d = r.choice(["d", r"\partial", r"\delta"])
@@ -213,7 +231,10 @@ class FormulaGenerator:
                 top = [d] + (self.symbol() if self.chance(0.5) else [])
                 return [r"\frac", "{"] + top + ["}", "{", d] + var + ["}"]
             half = max(1, min(budget // 2, r.randint(1, 9)))
-            return [r"\frac"] + self.group(half, depth) + self.group(half, depth)
+            frac = [r.choices([r"\frac", r"\binom"], weights=[99, 1])[0]] + self.group(half, depth) + self.group(half, depth)
+            if self.chance(0.04):  # `{ \displaystyle \frac { } { } }`
+                return ["{", r.choice([r"\displaystyle", r"\displaystyle", r"\textstyle"])] + frac + ["}"]
+            return ["{"] + frac + ["}"] if self.chance(0.15) else frac
         if kind == "sqrt":
             index = ["[", r.choice(["3", "4", "n"]), "]"] if r.random() < 0.1 else []
             return [r"\sqrt"] + index + self.group(min(budget, r.randint(1, 6)), depth)
@@ -241,7 +262,7 @@ class FormulaGenerator:
                                                     r.choice(["N", "n", r"\infty", "k", "L"]), "}"], []])
             return [op] + limits + self.term(min(budget, r.randint(2, 10)), depth + 1)
         if kind == "partial":
-            d = r.choices([r"\partial", r"\nabla", r"\delta", "d"], weights=[6, 2, 1, 1])[0]
+            d = r.choices([r"\partial", r"\nabla", r"\delta", "d"], weights=[6, 0.6, 1, 1.5])[0]
             return [d, "_", "{"] + self.index() + ["}"] + (self.symbol() if self.chance(0.5) else [])
         if kind == "font":
             opener, old = self.pick(FONTS)
@@ -257,15 +278,20 @@ class FormulaGenerator:
         if kind == "matrix":
             rows, cols = r.randint(2, 3), r.randint(2, 3)
             body = []
-            for i in range(rows):
+            for i in range(rows):  # the dataset's normalisation braces every cell
                 for j in range(cols):
-                    body += self.term(r.randint(1, 3), depth + 2) + (["&"] if j < cols - 1 else [])
+                    body += ["{"] + self.expression(r.randint(1, 6), depth + 2) + ["}"] + (["&"] if j < cols - 1 else [])
                 body += [r"\\"]
-            if self.chance(0.75):
-                left, right = r.choice([(r"\left(", r"\right)"), (r"\left[", r"\right]"), (r"\left|", r"\right|"),
-                                        (r"\left\{", r"\right.")])
+            if self.chance(0.8):
+                left, right = r.choices([(r"\left(", r"\right)"), (r"\left[", r"\right]"), (r"\left|", r"\right|"),
+                                         (r"\left\{", r"\right.")], weights=[10, 2, 1, 3])[0]
                 return [left, r"\begin{array}", "{"] + [r.choice("clr")] * cols + ["}"] + body + [r"\end{array}", right]
             return [r"\left(", r"\begin{matrix}"] + body + [r"\end{matrix}", r"\right)"]
+        if kind == "factorial":
+            return (self.symbol() if self.chance(0.5) else ["("] + self.expression(r.randint(2, 5), depth + 1) + [")"]) + ["!"]
+        if kind == "stackrel":  # `\stackrel { ( 1 ) } { \omega }`
+            over = self.rng.choice([["(", self.pick(DIGITS), ")"], self.symbol(), ["\\circ"], ["*"]])
+            return [r"\stackrel", "{"] + over + ["}", "{"] + self.symbol() + ["}"]
         return ["{"] + self.factor(budget - 2, depth + 1) + ["}"]  # redundant braces, common in the real data
 
 

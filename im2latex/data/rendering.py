@@ -75,6 +75,15 @@ def require_latex() -> None:
         )
 
 
+_LENGTH = re.compile(r"(\\[hv]space\*?) \{ ([^{}]*) \}")
+
+
+def latex_source(formula: str) -> str:
+    """The normalised formula as TeX reads it: the dataset spells lengths apart (`\\hspace { 1 c m }`), TeX wants
+    `\\hspace{1cm}`."""
+    return _LENGTH.sub(lambda m: f"{m.group(1)}{{{m.group(2).replace(' ', '')}}}", formula)
+
+
 def _document(formulas: list[str], rng: random.Random, size: int, font: str = "latex") -> str:
     pages = [
         f"\\typeout{{IM2LATEX-FORMULA {i}}}\n{rng.choice(SIZES)}\\mbox{{}}\\mbox{{$\\displaystyle {f}$}}\n\\newpage\n"
@@ -194,6 +203,7 @@ def render_formulas(formulas: list[str], targets: list[Path], seed: int, style: 
     A formula MathJax cannot set is set by LaTeX instead (and logged). The result depends only on the inputs and the
     seed, not on the number of workers."""
     require_latex()
+    formulas = [latex_source(f) for f in formulas]
     jobs = [(formulas[i:i + chunk], targets[i:i + chunk], seed * 1_000_003 + i, style)
             for i in range(0, len(formulas), chunk)]
     jobs = [(*job, pick_renderer(style.renderers, job[2])) for job in jobs]
@@ -240,6 +250,7 @@ def latex_accepts(formulas: list[str]) -> list[bool]:
     runs, never one run per formula of its chunk."""
     if not formulas:
         return []
+    formulas = [latex_source(f) for f in formulas]
     with tempfile.TemporaryDirectory(prefix="im2latex-eval-") as tmp:
         tex = Path(tmp, "formulas.tex")
         tex.write_text(preamble(12) + CHECK + "".join(

@@ -16,7 +16,8 @@ from tests.conftest import TINY
 
 CONSTRUCTS = [r"\frac", "_", "^", r"\sqrt", "[", r"\alpha", r"\hat", r"\bar", r"\tilde", r"\dot", r"\vec",
               r"\overline", r"\sum", r"\int", r"\left(", r"\right)", r"\mathrm", r"\mathbf", r"\cal", r"\mathcal",
-              r"\,", r"\;", r"\quad", "~", r"\begin{array}", r"\begin{matrix}", "&", r"\\"]
+              r"\,", r"\;", r"\quad", "~", r"\begin{array}", r"\begin{matrix}", "&", r"\\", r"\hspace", "!", ":",
+              r"\mid", r"\vert", r"\stackrel", r"\displaystyle", r"\not", r"\biggl", r"\left<"]
 
 
 def test_generation_is_deterministic_and_seed_dependent():
@@ -57,6 +58,12 @@ def test_formulas_have_the_structure_of_real_ones():
     assert share(" _ { ") > 0.6 and share(" ( ") > 0.3  # indices, function application and brackets
     assert share("\\frac {") > 0.2 and share("\\int") > 0.03 and share("\\sum _ {") > 0.02
     assert share("\\operatorname {") > 0.03 and share("\\mathrm {") > 0.05 and share("^ { \\prime } ") > 0.02
+    # the normalisation braces every cell of an array; wide spaces mostly follow a comma between equations
+    for f in formulas:
+        for i, t in enumerate(f):
+            if t == "&":
+                assert f[i - 1] == "}" and f[i + 1] == "{"
+    assert share(", \\quad") + share(", \\qquad") > 0.03 and share("\\mathrm { f o r") > 0.003
 
 
 def test_every_construct_appears():
