@@ -31,7 +31,7 @@ class SyntheticConfig:
     jpeg: StrictFloat  # share of images passed through a low-quality JPEG
     chunk: StrictInt  # formulas per LaTeX run (one page each) of the training split; each run draws one style
     eval_chunk: StrictInt  # the same for the test and validation splits: smaller, so that each spans many styles
-    renderers: dict[StrictStr, StrictFloat]  # renderer -> weight, one drawn per chunk (rendering.RENDERERS)
+    renderers: dict[StrictStr, StrictFloat]  # renderer -> weight: the chunks are shared out in proportion (rendering.RENDERERS)
     tinted: StrictFloat  # share of images on a tinted background with ink in a text colour's gray
     dark: StrictFloat  # share of images in dark mode (light ink on a dark background)
 

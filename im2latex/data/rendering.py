@@ -60,7 +60,7 @@ class RenderStyle:
     blur: float = 0.0  # share of images blurred a little
     binarise: float = 0.0  # share of images thresholded to black and white
     jpeg: float = 0.0  # share of images saved through a low-quality JPEG
-    renderers: tuple[tuple[str, float], ...] = (("latex", 1.0),)  # (renderer, weight): one drawn per chunk
+    renderers: tuple[tuple[str, float], ...] = (("latex", 1.0),)  # (renderer, weight): chunks shared out by weight
     tinted: float = 0.0  # share of images on a tinted background, in a text colour's gray
     dark: float = 0.0  # share of images in dark mode: light ink on a dark background
 
@@ -189,24 +189,33 @@ def render_chunk(job: tuple[list[str], list[Path], int, RenderStyle, str]) -> li
         return ok
 
 
-def pick_renderer(renderers: tuple[tuple[str, float], ...], seed: int) -> str:
-    """The renderer of the chunk of this seed, drawn by `renderers`' weights from a generator of its own, so that the
-    chunks' other draws, and so the default data, are the same whatever the weights."""
+def assign_renderers(renderers: tuple[tuple[str, float], ...], chunks: int, seed: int) -> list[str]:
+    """A renderer for each of `chunks` chunks, in the shares of `renderers`' weights to the nearest chunk (largest
+    remainders), in an order shuffled by the seed. Drawn apart from the chunks' other draws, so the styles are the
+    same whatever the weights."""
     names, weights = [n for n, _ in renderers], [w for _, w in renderers]
-    return random.Random(f"renderer {seed}").choices(names, weights)[0] if sum(weights) > 0 else "latex"
+    if sum(weights) <= 0:
+        return ["latex"] * chunks
+    quotas = [w / sum(weights) * chunks for w in weights]
+    counts = [int(q) for q in quotas]
+    for i in sorted(range(len(names)), key=lambda i: int(quotas[i]) - quotas[i])[:chunks - sum(counts)]:
+        counts[i] += 1
+    order = [n for n, c in zip(names, counts) for _ in range(c)]
+    random.Random(f"renderers {seed}").shuffle(order)
+    return order
 
 
 def render_formulas(formulas: list[str], targets: list[Path], seed: int, style: RenderStyle,
                     chunk: int, workers: int | None = None, used: list[str] | None = None) -> list[bool]:
-    """Render every formula to its target PNG in parallel chunks, each chunk by one renderer drawn from
-    `style.renderers`; returns which succeeded, and appends to `used` the renderer of each ("" where none could).
+    """Render every formula to its target PNG in parallel chunks, each chunk by one renderer, the chunks
+    shared out in `style.renderers`' proportions; returns which succeeded, and appends to `used` the renderer of each ("" where none could).
     A formula MathJax cannot set is set by LaTeX instead (and logged). The result depends only on the inputs and the
     seed, not on the number of workers."""
     require_latex()
     formulas = [latex_source(f) for f in formulas]
     jobs = [(formulas[i:i + chunk], targets[i:i + chunk], seed * 1_000_003 + i, style)
             for i in range(0, len(formulas), chunk)]
-    jobs = [(*job, pick_renderer(style.renderers, job[2])) for job in jobs]
+    jobs = [(*job, r) for job, r in zip(jobs, assign_renderers(style.renderers, len(jobs), seed))]
     status: dict[Path, bool] = {}
     renderer = {t: job[4] for job in jobs for t in job[1]}
     web = [job for job in jobs if job[4] == "mathjax"]

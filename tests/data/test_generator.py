@@ -198,3 +198,13 @@ def test_the_data_report_gives_each_renderers_share(tmp_path):
     shares = describe(tmp_path)["renderers"]
     assert set(shares) <= {"latex", "latex-times", "latex-palatino", "latex-lmodern"} and len(shares) >= 3
     assert sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_chunks_are_shared_out_among_renderers_in_proportion_to_their_weights():
+    weights = (("latex", 0.72), ("latex-times", 0.06), ("latex-palatino", 0.06), ("latex-lmodern", 0.04), ("mathjax", 0.12))
+    order = rendering.assign_renderers(weights, 88, seed=1)
+    counts = {name: order.count(name) for name, _ in weights}
+    assert len(order) == 88 and all(abs(counts[n] - w * 88) < 1 for n, w in weights), counts
+    assert order != sorted(order) and order == rendering.assign_renderers(weights, 88, seed=1)
+    assert rendering.assign_renderers(weights, 88, seed=2) != order
+    assert rendering.assign_renderers((("latex", 0.0),), 3, seed=0) == ["latex"] * 3
