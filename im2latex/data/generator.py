@@ -2,10 +2,11 @@
 
 Formulas are built from a small weighted grammar of what physics and maths papers write: equations
 of sums of products, indexed symbols, function application, fractions, roots, accents, sums and
-integrals with limits and measures, brackets, derivatives, bra-kets, font commands, matrices,
-spacing and trailing punctuation. The weights of symbols come from the token counts of the real
-validation split, and formula lengths from its length histogram (shared/im2latex); the generator
-needs nothing but a seed."""
+integrals with limits and measures, brackets, derivatives, bra-kets, font commands, arrays,
+spacing, text between equations and trailing punctuation. The weights start from the token counts
+of the real validation split and are tuned so that the generated token shares come near the real
+ones (docs/experiments.md); formula lengths follow its length histogram (shared/im2latex). The
+generator needs nothing but a seed."""
 import random
 
 # counts of the real validation split (shared/im2latex/vocab_val_freq.tsv), used as weights
@@ -26,7 +27,8 @@ SYMBOLS = {r"\partial": 300, r"\infty": 100, r"\hbar": 50, r"\ell": 65, r"\nabla
 INDICES = {r"\mu": 12, r"\nu": 9, "i": 18, "j": 9, "k": 12, "n": 14, "a": 10, "b": 6, "0": 16, "1": 14, "2": 8,
            "3": 3, r"\alpha": 8, r"\beta": 4, "m": 8, "l": 6, "x": 5, "t": 4, "p": 4, "s": 3, "N": 3, "A": 3,
            "L": 2, "R": 3, "c": 2, "r": 2, "+": 3, "-": 3, r"\sigma": 2, r"\lambda": 2, "I": 2, "z": 2, "q": 2}
-POWERS = {"2": 60, "-1": 8, r"\prime": 14, r"\prime\prime": 3, r"\dagger": 3, r"\dag": 1, r"\star": 1, "'": 2, "*": 3, "n": 6, "3": 6, "4": 3,
+POWERS = {"2": 60, "-1": 8, r"\prime": 14, r"\prime\prime": 3, r"\dagger": 3, r"\dag": 1, r"\star": 1, "'": 2,
+          "*": 3, "n": 6, "3": 6, "4": 3,
           r"\mu": 8, r"\nu": 4, "a": 3, "i": 3, "k": 2, "1/2": 3, "-2": 2, "T": 2, "N": 2, "d": 2, "D": 2,
           "+": 2, "-": 2, r"\alpha": 2, "(1)": 2, "(0)": 1, "2n": 1, "0": 2, "1": 2, "p": 1, "s": 1}
 RELATIONS = {"=": 10465, r"\equiv": 888, r"\approx": 242, r"\sim": 415, r"\simeq": 160, r"\leq": 222, r"\geq": 170,
@@ -50,7 +52,8 @@ PHRASES = ["for", "for all", "and", "if", "with", "where", "otherwise", "for eve
 BRACKETS = {("(", ")"): 60, (r"\left(", r"\right)"): 20, ("[", "]"): 8, (r"\left[", r"\right]"): 6,
             (r"\left\{", r"\right\}"): 3, ("|", "|"): 5, (r"\{", r"\}"): 6, (r"\langle", r"\rangle"): 4,
             (r"\left|", r"\right|"): 1, (r"\left\langle", r"\right\rangle"): 1, (r"\left.", r"\right|"): 0.5,
-            (r"\Big (", r"\Big )"): 1, (r"\big (", r"\big )"): 1, (r"\Bigl (", r"\Bigr )"): 1, (r"\left\|", r"\right\|"): 0.3,
+            (r"\Big (", r"\Big )"): 1, (r"\big (", r"\big )"): 1, (r"\Bigl (", r"\Bigr )"): 1,
+            (r"\left\|", r"\right\|"): 0.3,
             (r"\bigl (", r"\bigr )"): 1, (r"\biggl (", r"\biggr )"): 1, (r"\bigg (", r"\bigg )"): 0.5,
             (r"\biggl [", r"\biggr ]"): 0.5, (r"\bigl [", r"\bigr ]"): 0.4, (r"\vert", r"\vert"): 0.9,
             (r"\left<", r"\right>"): 0.7, (r"\lbrack", r"\rbrack"): 0.6}
@@ -103,9 +106,9 @@ class FormulaGenerator:
             elif r < 0.88:  # `A = B , \qquad C = D`: the real data's most common use of wide spaces
                 join = [","] + (self.space() if self.chance(0.5) else [])
                 if self.chance(0.35):
-                    join = [","] + self.rng.choice([[r"\quad"], [r"\qquad"], [r"\quad"], [r"\hspace", "{"] +
-                                                    self.rng.choice([["1", "c", "m"], ["5", "m", "m"], ["2", "e", "m"],
-                                                                     ["0", ".", "5", "c", "m"], ["1", "0", "p", "t"]]) + ["}"]])
+                    length = self.rng.choice([["1", "c", "m"], ["5", "m", "m"], ["2", "e", "m"], ["0", ".", "5", "c", "m"],
+                                              ["1", "0", "p", "t"]])
+                    join = [","] + self.rng.choice([[r"\quad"], [r"\qquad"], [r"\quad"], [r"\hspace", "{"] + length + ["}"]])
             elif r < 0.91:  # `\quad \mathrm { f o r ~ a l l } \quad`
                 words = self.rng.choice(PHRASES).replace(" ", "~")
                 join = [self.rng.choice([r"\quad", r"\qquad", r"\,", "~"]), r"\mathrm", "{"] + list(words) + ["}"]
@@ -231,7 +234,8 @@ class FormulaGenerator:
                 top = [d] + (self.symbol() if self.chance(0.5) else [])
                 return [r"\frac", "{"] + top + ["}", "{", d] + var + ["}"]
             half = max(1, min(budget // 2, r.randint(1, 9)))
-            frac = [r.choices([r"\frac", r"\binom"], weights=[99, 1])[0]] + self.group(half, depth) + self.group(half, depth)
+            head = r.choices([r"\frac", r"\binom"], weights=[99, 1])[0]
+            frac = [head] + self.group(half, depth) + self.group(half, depth)
             if self.chance(0.04):  # `{ \displaystyle \frac { } { } }`
                 return ["{", r.choice([r"\displaystyle", r"\displaystyle", r"\textstyle"])] + frac + ["}"]
             return ["{"] + frac + ["}"] if self.chance(0.15) else frac
@@ -280,7 +284,8 @@ class FormulaGenerator:
             body = []
             for i in range(rows):  # the dataset's normalisation braces every cell
                 for j in range(cols):
-                    body += ["{"] + self.expression(r.randint(1, 6), depth + 2) + ["}"] + (["&"] if j < cols - 1 else [])
+                    cell = self.expression(r.randint(1, 6), depth + 2)
+                    body += ["{"] + cell + ["}"] + (["&"] if j < cols - 1 else [])
                 body += [r"\\"]
             if self.chance(0.8):
                 left, right = r.choices([(r"\left(", r"\right)"), (r"\left[", r"\right]"), (r"\left|", r"\right|"),
@@ -288,7 +293,9 @@ class FormulaGenerator:
                 return [left, r"\begin{array}", "{"] + [r.choice("clr")] * cols + ["}"] + body + [r"\end{array}", right]
             return [r"\left(", r"\begin{matrix}"] + body + [r"\end{matrix}", r"\right)"]
         if kind == "factorial":
-            return (self.symbol() if self.chance(0.5) else ["("] + self.expression(r.randint(2, 5), depth + 1) + [")"]) + ["!"]
+            if self.chance(0.5):
+                return self.symbol() + ["!"]
+            return ["("] + self.expression(r.randint(2, 5), depth + 1) + [")", "!"]
         if kind == "stackrel":  # `\stackrel { ( 1 ) } { \omega }`
             over = self.rng.choice([["(", self.pick(DIGITS), ")"], self.symbol(), ["\\circ"], ["*"]])
             return [r"\stackrel", "{"] + over + ["}", "{"] + self.symbol() + ["}"]

@@ -207,8 +207,9 @@ def assign_renderers(renderers: tuple[tuple[str, float], ...], chunks: int, seed
 
 def render_formulas(formulas: list[str], targets: list[Path], seed: int, style: RenderStyle,
                     chunk: int, workers: int | None = None, used: list[str] | None = None) -> list[bool]:
-    """Render every formula to its target PNG in parallel chunks, each chunk by one renderer, the chunks
-    shared out in `style.renderers`' proportions; returns which succeeded, and appends to `used` the renderer of each ("" where none could).
+    """Render every formula to its target PNG in parallel chunks, each chunk by one renderer, the chunks shared
+    out in `style.renderers`' proportions; returns which succeeded, and appends to `used` the renderer of each
+    ("" where none could).
     A formula MathJax cannot set is set by LaTeX instead (and logged). The result depends only on the inputs and the
     seed, not on the number of workers."""
     require_latex()
