@@ -7,6 +7,8 @@ from pathlib import Path
 from im2latex import Im2LatexError
 from im2latex.console import setup_logging
 
+PREDICT_BATCH = 16  # images read at a time, sorted by size; a progress bar over more than one batch
+
 
 def cmd_tokenize(args: argparse.Namespace) -> None:
     from im2latex.data.tokenizer import normalize
@@ -56,8 +58,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     from im2latex.data.images import load_image
 
+    from im2latex.evaluation import predict_all
+
     reader = reader_of(args)
-    texts = reader([load_image(p) for p in args.images])
+    images = [load_image(p) for p in args.images]  # every file checked before any is read
+    texts = predict_all(reader, images, PREDICT_BATCH)
+    for path, text in zip(args.images, texts):
+        if not text:
+            print(f"note: {path}: nothing read (a blank image, or no formula the reader recognises)", file=sys.stderr)
     if args.json:
         print(json.dumps([{"image": str(p), "latex": t} for p, t in zip(args.images, texts)], indent=2))
     else:

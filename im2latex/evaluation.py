@@ -17,10 +17,11 @@ from im2latex.metrics import score
 
 
 def predict_all(predict: Callable[[list[np.ndarray]], list[str]], images: list[np.ndarray], batch_size: int) -> list[str]:
-    """Predictions in input order; images are batched by size so that little of a batch is padding."""
+    """Predictions in input order; images are batched by size so that little of a batch is padding. A progress bar
+    (on stderr) where there is more than one batch."""
     order = sorted(range(len(images)), key=lambda i: (images[i].shape[0], images[i].shape[1]))
     predictions: list[str] = [""] * len(images)
-    with tqdm(total=len(images), desc="decode", unit="image") as bar:
+    with tqdm(total=len(images), desc="decode", unit="image", disable=len(images) <= batch_size) as bar:
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             for i, text in zip(chunk, predict([images[i] for i in chunk])):

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 import torch
+from PIL import Image
 
 from im2latex.__main__ import main
 from im2latex.data import layout
@@ -62,6 +63,26 @@ def test_predict_matches_the_model(tiny_dataset, model_file, onnx_model, runtime
     answers = json.loads(capsys.readouterr().out)
     reader = torch.jit.load(str(model_file))  # the same network, read the same way
     assert [a["latex"] for a in answers] == reader([torch.from_numpy(load_image(p)) for p in images])
+
+
+def test_predict_reads_batches_in_input_order(tiny_dataset, model_file, monkeypatch, capsys):
+    monkeypatch.setattr("im2latex.__main__.PREDICT_BATCH", 1)  # each image its own batch, read in order of size
+    images = sorted((tiny_dataset / layout.IMAGES).iterdir())[:3]
+    main(["predict", "--json", "--model", str(model_file)] + [str(p) for p in images])
+    answers = json.loads(capsys.readouterr().out)
+    reader = torch.jit.load(str(model_file))
+    assert [a["image"] for a in answers] == [str(p) for p in images]
+    assert [a["latex"] for a in answers] == [reader([torch.from_numpy(load_image(p))])[0] for p in images]
+
+
+def test_predict_says_when_an_image_reads_as_nothing(tiny_dataset, model_file, tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    Image.new("L", (200, 60), 255).save(blank)
+    image = next((tiny_dataset / layout.IMAGES).iterdir())
+    main(["predict", "--model", str(model_file), str(blank), str(image)])
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == f"{blank}\t" and out.splitlines()[1].startswith(f"{image}\t")
+    assert f"note: {blank}: nothing read" in err and str(image) not in err
 
 
 @pytest.mark.parametrize("args, message", [
