@@ -57,7 +57,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from im2latex.data.images import load_image
-
     from im2latex.evaluation import predict_all
 
     reader = reader_of(args)
