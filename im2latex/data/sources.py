@@ -9,7 +9,7 @@ from im2latex.config import DataConfig, SyntheticConfig
 from im2latex.data import layout
 from im2latex.data.generator import generate_formulas
 from im2latex.data.normalise import normalise_all
-from im2latex.data.rendering import RENDERERS, RenderStyle, render_formulas
+from im2latex.data.rendering import RENDERERS, RenderStyle, render_parts
 
 log = logging.getLogger(__name__)
 SOURCES = ("synthetic", "im2latex-100k", "folder")
@@ -41,8 +41,8 @@ def build_synthetic(out: Path, cfg: SyntheticConfig, seed: int) -> dict[str, int
     # (at `chunk` formulas per run, 300 test images had 2) and do not depend on the training split
     evaluated = cfg.test + cfg.validate
     used: list[str] = []
-    ok = render_formulas(formulas[:evaluated], targets[:evaluated], seed, style, cfg.eval_chunk, used=used)
-    ok += render_formulas(formulas[evaluated:], targets[evaluated:], seed + 1, style, cfg.chunk, used=used)
+    ok = render_parts([(formulas[:evaluated], targets[:evaluated], seed, cfg.eval_chunk),
+                       (formulas[evaluated:], targets[evaluated:], seed + 1, cfg.chunk)], style, used=used)
     elapsed = time.perf_counter() - start
     log.info("rendered %d formulas in %.1f s (%.0f formulas/s), %d rejected by LaTeX",
              len(formulas), elapsed, len(formulas) / elapsed, ok.count(False))

@@ -25,6 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from im2latex import Im2LatexError
+from im2latex.data.rendering import PNG_LEVEL
 
 log = logging.getLogger(__name__)
 
@@ -160,24 +161,41 @@ def render_chunk(job: Job, mathjax: MathJax) -> list[bool]:
             top, bottom, left, right = sides
             canvas = Image.new("L", (image.width + left + right, image.height + top + bottom), 255)
             canvas.paste(image, (left, top))
-            canvas.save(target, optimize=False)
+            canvas.save(target, compress_level=PNG_LEVEL)
     return ok
 
 
 _worker_mathjax: MathJax | None = None
 
 
-def _start_worker() -> None:
-    """Pool initializer: the worker's own Node process, closed when the worker exits (a killed worker's Node
-    process ends too: its input closes)."""
+def worker_chunk(job: Job) -> list[bool]:
+    """render_chunk with this process's own Node process, started at its first chunk and kept for the next ones. In
+    a pool's worker it is closed when the worker exits (a killed worker's Node process ends too: its input closes);
+    elsewhere, close_worker closes it."""
     global _worker_mathjax
-    _worker_mathjax = MathJax()
-    multiprocessing.util.Finalize(None, _worker_mathjax.close, exitpriority=10)
-
-
-def _worker_chunk(job: Job) -> list[bool]:
-    assert _worker_mathjax is not None
+    if _worker_mathjax is None:
+        _worker_mathjax = MathJax()
+        multiprocessing.util.Finalize(None, close_worker, exitpriority=10)
     return render_chunk(job, _worker_mathjax)
+
+
+def close_worker() -> None:
+    """End this process's Node process, if worker_chunk started one."""
+    global _worker_mathjax
+    if _worker_mathjax is not None:
+        _worker_mathjax.close()
+        _worker_mathjax = None
+
+
+def chunk_jobs(formulas: list[str], targets: list[Path], seed: int, densities: tuple[int, ...] = (1, 2),
+               font_px: tuple[int, int] = (14, 22), chunk: int = 200, pad: tuple[int, int] = (4, 16)) -> list[Job]:
+    """The chunks that render_web renders (its arguments are described there), each seeded by the seed and its place."""
+    if len(formulas) != len(targets):
+        raise ValueError(f"{len(formulas)} formulas but {len(targets)} targets")
+    if chunk < 1:
+        raise Im2LatexError(f"the web renderer's chunk must be 1 or more, got {chunk}")
+    return [(formulas[i:i + chunk], targets[i:i + chunk], seed * 1_000_003 + i, tuple(densities), font_px, pad)
+            for i in range(0, len(formulas), chunk)]
 
 
 def render_web(formulas: list[str], targets: list[Path], seed: int, densities: tuple[int, ...] = (1, 2),
@@ -188,22 +206,17 @@ def render_web(formulas: list[str], targets: list[Path], seed: int, densities: t
     font_px x density pixels; `pad` is the range of the white border on each side, in pixels (screenshots of a
     formula's element on a page keep 6-18). The result depends only on the inputs and the seed, not on the
     number of workers."""
-    if len(formulas) != len(targets):
-        raise ValueError(f"{len(formulas)} formulas but {len(targets)} targets")
-    if chunk < 1:
-        raise Im2LatexError(f"the web renderer's chunk must be 1 or more, got {chunk}")
+    jobs = chunk_jobs(formulas, targets, seed, densities, font_px, chunk, pad)
     require_node()
-    if not formulas:
+    if not jobs:
         return []
-    jobs: list[Job] = [(formulas[i:i + chunk], targets[i:i + chunk], seed * 1_000_003 + i, tuple(densities),
-                        font_px, pad) for i in range(0, len(formulas), chunk)]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     ok: list[bool] = []
     # processes, not threads: resvg holds the GIL while it draws
     with contextlib.ExitStack() as stack, tqdm(total=len(formulas), desc="render web", unit="formula") as bar:
         if workers > 1:
-            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers, _start_worker))
-            results = pool.imap(_worker_chunk, jobs)
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers))
+            results = pool.imap(worker_chunk, jobs)
         else:
             mathjax = stack.enter_context(MathJax())
             results = (render_chunk(job, mathjax) for job in jobs)

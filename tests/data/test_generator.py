@@ -1,4 +1,6 @@
 import dataclasses
+import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from PIL import Image
 from im2latex import Im2LatexError
 from im2latex.data import layout, rendering
 from im2latex.data.generator import generate_formulas
-from im2latex.data.rendering import RenderStyle, failed_formulas, render_formulas
+from im2latex.data.rendering import RenderStyle, failed_formulas, render_formulas, render_parts
 from im2latex.data.sources import build_synthetic
 from im2latex.data.tokenizer import tokenize
 from im2latex.model.inputs import glyph_size
@@ -104,6 +106,37 @@ def test_rendering_is_byte_stable(tmp_path):
     render_formulas(formulas, a, seed=1, style=style, chunk=3, workers=2)
     render_formulas(formulas, b, seed=1, style=style, chunk=3, workers=1)
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_parts_render_in_one_pool_as_each_alone_and_latex_sets_what_mathjax_refuses(tmp_path, caplog):
+    # every chunk MathJax's: \dag is not in MathJax's TeX, so LaTeX sets it, with the seed of its chunk
+    style = RenderStyle((90, 120), (2, 9), 0.02, renderers=(("mathjax", 1.0),))
+    parts = [(generate_formulas(3, seed=1, max_tokens=30) + [r"a \dag"], 2, 2), (generate_formulas(5, seed=2, max_tokens=30), 3, 3)]
+    alone, alone_used = [], []
+    for k, (formulas, seed, chunk) in enumerate(parts):
+        targets = [tmp_path / f"alone{k}-{i}.png" for i in range(len(formulas))]
+        assert render_formulas(formulas, targets, seed=seed, style=style, chunk=chunk, workers=1, used=alone_used) == [True] * len(formulas)
+        alone += [t.read_bytes() for t in targets]
+    together = [[tmp_path / f"together{k}-{i}.png" for i in range(len(formulas))] for k, (formulas, _, _) in enumerate(parts)]
+    used = []
+    with caplog.at_level("INFO", logger="im2latex.data.rendering"):
+        ok = render_parts([(formulas, targets, seed, chunk) for (formulas, seed, chunk), targets in zip(parts, together)],
+                          style, workers=2, used=used)
+    assert ok == [True] * 9 and used == alone_used == ["mathjax"] * 3 + ["latex"] + ["mathjax"] * 5
+    assert [t.read_bytes() for targets in together for t in targets] == alone
+    assert "MathJax set 8 of 9 formulas; LaTeX sets the 1 it could not" in caplog.text
+
+
+@pytest.mark.skipif(not os.access("/dev/shm", os.W_OK), reason="a machine without /dev/shm")
+def test_latex_pages_go_to_memory_unless_tmpdir_says_otherwise(tmp_path, monkeypatch):
+    monkeypatch.delenv("TMPDIR", raising=False)
+    with rendering.scratch_dir("im2latex-test-") as folder:
+        assert os.path.dirname(folder) == "/dev/shm" and os.path.isdir(folder)
+    assert not os.path.exists(folder)  # removed on leaving
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # Python reads TMPDIR once
+    with rendering.scratch_dir("im2latex-test-") as folder:
+        assert os.path.dirname(folder) == str(tmp_path)
 
 
 def test_the_test_and_validation_sets_do_not_depend_on_the_training_size(tmp_path):
