@@ -1,6 +1,6 @@
 """Benchmark: formulas/s of the synthetic renderers (im2latex.data.rendering.render_formulas at data.synthetic.chunk):
 each renderer alone and params.yaml's mix on --n generated formulas, then the download stage's synthetic source as a whole
-(sources.build_synthetic: test and validation splits at eval_chunk, then --train formulas at chunk, on every core)
+(sources.build_synthetic: test and validation splits at eval_chunk and --train formulas at chunk, in one pool on every core)
 with that mix. Every other setting is params.yaml's data.synthetic. Prints the figures and writes them as JSON.
 
     python bench/bench_render_speed.py [--n 1000] [--workers 2] [--train 22000] [--out bench/render_speed_results.json]

@@ -254,7 +254,7 @@ def render_parts(parts: list[tuple[list[str], list[Path], int, int]], style: Ren
         part_web = [job for job in jobs if job[4] == "mathjax"]
         if part_web:
             webmath.require_node()
-            web += part_web  # MathJax's chunks are cut from the part's MathJax formulas, as webmath.render_web cuts
+            web += part_web  # its MathJax formulas, cut in chunks as webmath.render_web cuts them
             web_jobs += webmath.chunk_jobs([f for job in part_web for f in job[0]],
                                            [t for job in part_web for t in job[1]], seed, chunk=chunk)
     # the slow MathJax chunks first and the small ones last, so the pool's workers finish together

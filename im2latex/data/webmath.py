@@ -8,9 +8,7 @@ import io
 import json
 import logging
 import math
-import multiprocessing
 import multiprocessing.util
-import os
 import random
 import re
 import shutil
@@ -22,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import resvg_py
 from PIL import Image
-from tqdm import tqdm
 
 from im2latex import Im2LatexError
 from im2latex.data.rendering import PNG_LEVEL
@@ -189,7 +186,7 @@ def close_worker() -> None:
 
 def chunk_jobs(formulas: list[str], targets: list[Path], seed: int, densities: tuple[int, ...] = (1, 2),
                font_px: tuple[int, int] = (14, 22), chunk: int = 200, pad: tuple[int, int] = (4, 16)) -> list[Job]:
-    """The chunks that render_web renders (its arguments are described there), each seeded by the seed and its place."""
+    """The chunks of render_web (its arguments are described there), each seeded by the seed and its place."""
     if len(formulas) != len(targets):
         raise ValueError(f"{len(formulas)} formulas but {len(targets)} targets")
     if chunk < 1:
@@ -199,32 +196,17 @@ def chunk_jobs(formulas: list[str], targets: list[Path], seed: int, densities: t
 
 
 def render_web(formulas: list[str], targets: list[Path], seed: int, densities: tuple[int, ...] = (1, 2),
-               font_px: tuple[int, int] = (14, 22), chunk: int = 200, workers: int | None = None,
-               pad: tuple[int, int] = (4, 16)) -> list[bool]:
-    """Render every formula with MathJax to its target PNG in parallel chunks; returns which succeeded.
-    Each chunk draws a font size in CSS px (`font_px`, a range) and a screen density (`densities`), so an em is
-    font_px x density pixels; `pad` is the range of the white border on each side, in pixels (screenshots of a
-    formula's element on a page keep 6-18). The result depends only on the inputs and the seed, not on the
-    number of workers."""
+               font_px: tuple[int, int] = (14, 22), chunk: int = 200, pad: tuple[int, int] = (4, 16)) -> list[bool]:
+    """Render every formula with MathJax to its target PNG, chunk after chunk in one Node process; returns which
+    succeeded. Each chunk draws a font size in CSS px (`font_px`, a range) and a screen density (`densities`), so an
+    em is font_px x density pixels; `pad` is the range of the white border on each side, in pixels (screenshots of a
+    formula's element on a page keep 6-18). The result depends only on the inputs and the seed.
+    (The data stage renders these chunks in `rendering.render_parts`' pool, beside LaTeX's.)"""
     jobs = chunk_jobs(formulas, targets, seed, densities, font_px, chunk, pad)
     require_node()
     if not jobs:
         return []
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    ok: list[bool] = []
-    # processes, not threads: resvg holds the GIL while it draws
-    with contextlib.ExitStack() as stack, tqdm(total=len(formulas), desc="render web", unit="formula") as bar:
-        if workers > 1:
-            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers))
-            results = pool.imap(worker_chunk, jobs)
-        else:
-            mathjax = stack.enter_context(MathJax())
-            results = (render_chunk(job, mathjax) for job in jobs)
-        for result in results:
-            ok += result
-            bar.update(len(result))
-        if workers > 1:  # let the workers exit on their own, closing their Node processes, before the pool ends
-            pool.close()
-            pool.join()
+    with MathJax() as mathjax:
+        ok = [success for job in jobs for success in render_chunk(job, mathjax)]
     log.info("web renderer: %d of %d formulas refused by MathJax or without ink", ok.count(False), len(ok))
     return ok
