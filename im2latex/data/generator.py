@@ -7,6 +7,8 @@ spacing, text between equations and trailing punctuation. The weights start from
 of the real validation split and are tuned so that the generated token shares come near the real
 ones (docs/experiments.md); formula lengths follow its length histogram (shared/im2latex). The
 generator needs nothing but a seed."""
+import bisect
+import itertools
 import random
 
 # counts of the real validation split (shared/im2latex/vocab_val_freq.tsv), used as weights
@@ -65,15 +67,27 @@ LENGTH_HISTOGRAM = {0: 15, 10: 267, 20: 924, 30: 1395, 40: 1314, 50: 1123, 60: 9
                     90: 472, 100: 276, 110: 181, 120: 147, 130: 96, 140: 51}
 
 
+KINDS = ("scripted", "symbol", "number", "call", "operator", "bracket", "frac", "sqrt", "accent", "bigop", "partial",
+         "font", "braket", "matrix", "wrapped", "factorial", "stackrel")
+
+
 class FormulaGenerator:
     """Draws formulas as token lists; equal seeds give equal formulas."""
 
     def __init__(self, seed: int, max_tokens: int):
         self.rng = random.Random(seed)
         self.max_tokens = max_tokens
+        self._tables: dict = {}  # options and cumulative weights of each table pick() has drawn from
 
-    def pick(self, weights: dict):
-        return self.rng.choices(list(weights), weights=list(weights.values()))[0]
+    def pick(self, weights: dict | tuple):
+        """A key of a weights dict (one of this module's constant tables), or an option of (options, weights), drawn
+        as random.choices draws it, with the cumulative weights summed once per table instead of at every draw."""
+        key = id(weights) if isinstance(weights, dict) else weights
+        if key not in self._tables:
+            options, values = (weights, weights.values()) if isinstance(weights, dict) else weights
+            self._tables[key] = (list(options), list(itertools.accumulate(values)))
+        options, cumulative = self._tables[key]
+        return options[bisect.bisect_right(cumulative, self.rng.random() * (cumulative[-1] + 0.0), 0, len(options) - 1)]
 
     def chance(self, p: float) -> bool:
         return self.rng.random() < p
@@ -81,7 +95,7 @@ class FormulaGenerator:
     def space(self) -> list[str]:
         """A spacing command, sometimes repeated (`~ ~`, `\\; \\;`)."""
         space = self.pick(SPACES)
-        return [space] * self.rng.choices([1, 2, 3], weights=[80, 16, 4])[0]
+        return [space] * self.pick(((1, 2, 3), (80, 16, 4)))
 
     def formula(self) -> list[str]:
         """One formula whose length follows the real length histogram, at most max_tokens long."""
@@ -130,7 +144,7 @@ class FormulaGenerator:
     def term(self, budget: int, depth: int) -> list[str]:
         """A product of factors, sometimes with a numeric coefficient or a space between factors."""
         tokens = [self.pick(DIGITS)] if self.chance(0.1) else []
-        for _ in range(self.rng.choices([1, 2, 3, 4], weights=[35, 30, 20, 15])[0]):
+        for _ in range(self.pick(((1, 2, 3, 4), (35, 30, 20, 15)))):
             if tokens and self.chance(0.14):
                 tokens += self.space()
             tokens += self.factor(max(1, budget - len(tokens)), depth)
@@ -189,11 +203,8 @@ class FormulaGenerator:
     def factor(self, budget: int, depth: int) -> list[str]:
         r, deep = self.rng, depth >= 2
         big = budget >= 8 and not deep
-        kind = r.choices(
-            ["scripted", "symbol", "number", "call", "operator", "bracket", "frac", "sqrt", "accent", "bigop",
-             "partial", "font", "braket", "matrix", "wrapped", "factorial", "stackrel"],
-            weights=[34, 20, 6, 7, 2, 14 if big else 4, 12 if big else 4, 1.2, 5, 4 if big else 0, 1.8, 4, 0.35,
-                     5 if depth == 0 and budget >= 20 else 0, 2, 0.16, 0.4])[0]
+        kind = self.pick((KINDS, (34, 20, 6, 7, 2, 14 if big else 4, 12 if big else 4, 1.2, 5, 4 if big else 0, 1.8, 4,
+                              0.35, 5 if depth == 0 and budget >= 20 else 0, 2, 0.16, 0.4)))
         if kind == "scripted":
             return self.symbol() + self.scripts(depth)
         if kind == "symbol":

@@ -1,5 +1,6 @@
 import dataclasses
 import os
+import random
 import tempfile
 
 import numpy as np
@@ -8,7 +9,7 @@ import torch
 from PIL import Image
 
 from im2latex import Im2LatexError
-from im2latex.data import layout, rendering
+from im2latex.data import generator, layout, rendering
 from im2latex.data.generator import generate_formulas
 from im2latex.data.rendering import RenderStyle, failed_formulas, render_formulas, render_parts
 from im2latex.data.sources import build_synthetic
@@ -66,6 +67,14 @@ def test_formulas_have_the_structure_of_real_ones():
             if t == "&":
                 assert f[i - 1] == "}" and f[i + 1] == "{"
     assert share(", \\quad") + share(", \\qquad") > 0.03 and share("\\mathrm { f o r") > 0.003
+
+
+def test_pick_draws_as_random_choices_does():
+    tables = [generator.SPACES, generator.LATIN, ((1, 2, 3), (80, 16, 4))]
+    ours, theirs = generator.FormulaGenerator(5, 150), random.Random(5)
+    for table in tables * 200:
+        options, weights = (list(table), list(table.values())) if isinstance(table, dict) else table
+        assert ours.pick(table) == theirs.choices(options, weights=weights)[0]
 
 
 def test_every_construct_appears():
