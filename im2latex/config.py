@@ -34,6 +34,7 @@ class SyntheticConfig:
     renderers: dict[StrictStr, StrictFloat]  # renderer -> weight: the chunks are shared out in proportion (rendering.RENDERERS)
     tinted: StrictFloat  # share of images on a tinted background with ink in a text colour's gray
     dark: StrictFloat  # share of images in dark mode (light ink on a dark background)
+    markov: StrictFloat = 0.0  # share of the training formulas drawn from the real split's token pairs (data/markov.py)
 
 
 @dataclass(frozen=True, config=_CLOSED)
