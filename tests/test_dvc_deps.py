@@ -76,12 +76,13 @@ def missing_deps(stages: dict) -> dict[str, list[str]]:
 
 
 def extra_deps(stages: dict) -> dict[str, list[str]]:
-    """Code deps (under im2latex/ or stages/) that cover no module the stage imports: editing them would re-run the
-    stage for nothing (say, export re-run for a change to a metric)."""
+    """Code deps (modules or folders under im2latex/ or stages/) that cover no module the stage imports: editing them
+    would re-run the stage for nothing (say, export re-run for a change to a metric). A data file that a module reads
+    (im2latex/data/bigrams.tsv) is no code."""
     extra = {}
     for name, stage in stages.items():
         closure = import_closure(stage_script(stage["cmd"]))
-        unused = sorted(d for d in map(Path, stage.get("deps", [])) if d.parts[0] in PACKAGES
+        unused = sorted(d for d in map(Path, stage.get("deps", [])) if d.parts[0] in PACKAGES and d.suffix in (".py", "")
                         and not any(f == d or d in f.parents for f in closure))
         if unused:
             extra[name] = [str(d) for d in unused]
