@@ -71,6 +71,12 @@ KINDS = ("scripted", "symbol", "number", "call", "operator", "bracket", "frac", 
          "font", "braket", "matrix", "wrapped", "factorial", "stackrel")
 
 
+def draw(rng: random.Random, table: tuple[list, list]) -> object:
+    """One of `table`'s options (options, cumulative weights), drawn as random.choices draws it."""
+    options, cumulative = table
+    return options[bisect.bisect_right(cumulative, rng.random() * (cumulative[-1] + 0.0), 0, len(options) - 1)]
+
+
 class FormulaGenerator:
     """Draws formulas as token lists; equal seeds give equal formulas."""
 
@@ -86,8 +92,7 @@ class FormulaGenerator:
         if key not in self._tables:
             options, values = (weights, weights.values()) if isinstance(weights, dict) else weights
             self._tables[key] = (list(options), list(itertools.accumulate(values)))
-        options, cumulative = self._tables[key]
-        return options[bisect.bisect_right(cumulative, self.rng.random() * (cumulative[-1] + 0.0), 0, len(options) - 1)]
+        return draw(self.rng, self._tables[key])
 
     def chance(self, p: float) -> bool:
         return self.rng.random() < p

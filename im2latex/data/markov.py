@@ -6,12 +6,11 @@ beyond the last token. Both feed the training split (data.synthetic.markov is th
 The chain keeps groups and \\left/\\right pairs balanced, puts a brace after every `_` and `^` and after a command
 that always takes one, gives \\frac its two arguments, never sets two subscripts or two superscripts on one base, and
 leaves out what only a text or tabular context allows (arrays, \\hspace, \\mbox, \\over...)."""
-import bisect
 import itertools
 import random
 from pathlib import Path
 
-from im2latex.data.generator import LENGTH_HISTOGRAM
+from im2latex.data.generator import LENGTH_HISTOGRAM, draw
 
 BIGRAMS = Path(__file__).with_name("bigrams.tsv")
 EXCLUDED_PREFIXES = ("\\begin", "\\end", "\\hspace", "\\vspace", "\\hphantom", "\\vphantom", "\\phantom", "\\label",
@@ -31,6 +30,11 @@ SIZES = {"\\big", "\\Big", "\\bigg", "\\Bigg", "\\bigl", "\\bigr", "\\Bigl", "\\
          "\\Biggr"}
 CLOSING = {"\\left(": "\\right)", "\\left[": "\\right]", "\\left\\{": "\\right\\}", "\\left|": "\\right|",
            "\\left\\|": "\\right\\|", "\\left<": "\\right>", "\\left\\langle": "\\right\\rangle"}
+
+
+def _closer(group: list) -> str:
+    """The token that closes an open group of MarkovFormulas.formula's stack."""
+    return "}" if group[0] == "{" else "]" if group[0] == "[" else CLOSING.get(group[1], "\\right.")
 
 
 def _usable(token: str) -> bool:
@@ -72,10 +76,6 @@ class MarkovFormulas:
         i = succ.index(second)
         return cum[i] - (cum[i - 1] if i else 0)
 
-    def _draw(self, table: tuple[list[str], list[int]]) -> str:
-        options, cumulative = table
-        return options[bisect.bisect_right(cumulative, self.rng.random() * cumulative[-1], 0, len(options) - 1)]
-
     def formula(self) -> list[str]:
         """One formula of a length drawn from the real length histogram, plus the tokens that close what is open;
         empty when that passes max_tokens."""
@@ -86,7 +86,7 @@ class MarkovFormulas:
         # "group"; end: the length at which the chain closes it), ["\left", token], or ["[", ""] for \sqrt's
         # optional argument. scripts[i]: the scripts already set on the current base at depth i
         tokens, stack, scripts = [], [], [set()]
-        token = self._draw(self.starts)
+        token = draw(self.rng, self.starts)
         while True:
             force = self._open(token, tokens, stack, scripts)
             tokens.append(token)
@@ -96,17 +96,15 @@ class MarkovFormulas:
             if force:
                 token = "{"
             elif top and (len(tokens) >= target or top[0] == "{" and len(tokens) >= top[2]) and tokens[-1] not in SIZES:
-                token = "}" if top[0] == "{" else "]" if top[0] == "[" else CLOSING.get(top[1], "\\right.")
+                token = _closer(top)
             elif len(tokens) >= target and tokens[-1] not in SIZES:
                 return tokens
             else:
                 token = self._next(tokens[-1], stack, scripts)
                 if token is None:  # nowhere to go from here: close what is open and stop
-                    target, token = 0, "}" if top and top[0] == "{" else "]" if top and top[0] == "[" else None
-                    if top and top[0] == "\\left":
-                        token = CLOSING.get(top[1], "\\right.")
-                    if token is None:
+                    if top is None:
                         return tokens
+                    target, token = 0, _closer(top)
 
     def _next(self, prev: str, stack: list, scripts: list) -> str | None:
         """A successor of `prev` drawn by its count that keeps the formula settable, or None after 20 tries."""
@@ -114,7 +112,7 @@ class MarkovFormulas:
             return None
         top = stack[-1][0] if stack else None
         for _ in range(20):
-            token = self._draw(self.next[prev])
+            token = draw(self.rng, self.next[prev])
             if token == "}" and top != "{" or token.startswith("\\right") and top != "\\left":
                 continue
             if token in ("_", "^") and token in scripts[-1] or token == "'" and "^" in scripts[-1]:

@@ -96,11 +96,9 @@ def latex_source(formula: str) -> str:
     return _LENGTH.sub(lambda m: f"{m.group(1)}{{{m.group(2).replace(' ', '')}}}", formula)
 
 
-def _document(formulas: list[str], rng: random.Random, size: int, font: str = "latex") -> str:
-    pages = [
-        f"\\typeout{{IM2LATEX-FORMULA {i}}}\n{rng.choice(SIZES)}\\mbox{{}}\\mbox{{$\\displaystyle {f}$}}\n\\newpage\n"
-        for i, f in enumerate(formulas)
-    ]
+def _document(formulas: list[str], sizes: list[str], size: int, font: str = "latex") -> str:
+    pages = [f"\\typeout{{IM2LATEX-FORMULA {i}}}\n{s}\\mbox{{}}\\mbox{{$\\displaystyle {f}$}}\n\\newpage\n"
+             for i, (f, s) in enumerate(zip(formulas, sizes))]
     return preamble(size, font) + "".join(pages) + "\\end{document}\n"
 
 
@@ -165,40 +163,73 @@ def _finish(page: Path, rng: random.Random, style: RenderStyle, factor: float, l
     return image
 
 
-def render_chunk(job: tuple[list[str], list[Path], int, RenderStyle, str]) -> list[bool]:
-    """Render one chunk of formulas with LaTeX, in one of LATEX_FONTS, to the given PNG paths; returns which succeeded."""
+Job = tuple[list[str], list[Path], int, RenderStyle, str]  # formulas, their PNG paths, seed, style, one of LATEX_FONTS
+# formulas that chunks of one font, joined, give a `latex` run at least: a run costs 0.1-0.15 s before its first page,
+# as much as 150 formulas' pages, so the evaluation splits' chunks of 10 are set 20 to a run
+RUN = 200
+
+
+def render_chunks(jobs: list[Job]) -> list[list[bool]]:
+    """Render chunks of formulas with LaTeX to the given PNG paths; returns which succeeded, chunk by chunk. Each chunk
+    draws its document's font size, dpi and looks from its seed. Chunks of one font and size share one `latex` run,
+    and each chunk's pages are drawn by a dvipng of its own at its dpi: the pixels are those of the chunk set alone."""
+    results: dict[int, list[bool]] = {}
+    runs: dict[tuple[str, int], list[tuple[int, random.Random, list[str]]]] = {}
+    for k, (formulas, _, seed, style, font) in enumerate(jobs):
+        rng = random.Random(seed)
+        size = rng.choice(style.font_sizes)
+        runs.setdefault((font, size), []).append((k, rng, [rng.choice(SIZES) for _ in formulas]))
+    for (font, size), members in runs.items():
+        formulas = [f for k, _, _ in members for f in jobs[k][0]]
+        with scratch_dir("im2latex-render-") as tmp:
+            tex = Path(tmp, "formulas.tex")
+            tex.write_text(_document(formulas, [s for _, _, sizes in members for s in sizes], size, font))
+            try:  # some broken formulas send TeX's error recovery into an endless loop
+                subprocess.run(["latex", "-interaction=nonstopmode", "-no-shell-escape", tex.name], cwd=tmp,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                               timeout=LATEX_TIMEOUT_S + 0.05 * len(formulas))
+                log_text = Path(tmp, "formulas.log").read_text(errors="replace")
+            except subprocess.TimeoutExpired:
+                log_text = ""
+            dvi = Path(tmp, "formulas.dvi")
+            if not log_text or not dvi.exists() or page_count(log_text) != len(formulas):
+                # a fatal error or a loop swallowed pages, so pages no longer match formulas: each chunk alone, then
+                # a chunk alone formula by formula
+                for k, _, _ in members:
+                    results[k] = render_chunks([jobs[k]])[0] if len(members) > 1 else _one_by_one(jobs[k])
+                continue
+            failed, first = failed_formulas(log_text), 0
+            for k, rng, _ in members:
+                formulas, targets, seed, style, _ = jobs[k]
+                results[k] = _draw_pages(tmp, dvi, first, len(formulas), targets, failed, rng, random.Random(f"looks {seed}"), style)
+                first += len(formulas)
+    return [results[k] for k in range(len(jobs))]
+
+
+def _one_by_one(job: Job) -> list[bool]:
     formulas, targets, seed, style, font = job
-    rng, looks_rng = random.Random(seed), random.Random(f"looks {seed}")
-    with scratch_dir("im2latex-render-") as tmp:
-        tex = Path(tmp, "formulas.tex")
-        tex.write_text(_document(formulas, rng, rng.choice(style.font_sizes), font))
-        try:  # some broken formulas send TeX's error recovery into an endless loop
-            subprocess.run(["latex", "-interaction=nonstopmode", "-no-shell-escape", tex.name], cwd=tmp,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                           timeout=LATEX_TIMEOUT_S + 0.05 * len(formulas))
-            log_text = Path(tmp, "formulas.log").read_text(errors="replace")
-        except subprocess.TimeoutExpired:
-            log_text = ""
-        dvi = Path(tmp, "formulas.dvi")
-        failed = failed_formulas(log_text)
-        if not log_text or not dvi.exists() or page_count(log_text) != len(formulas):
-            # a fatal error or a loop swallowed pages, so pages no longer match formulas: render one by one
-            if len(formulas) == 1:
-                return [False]
-            return [render_chunk(([f], [t], seed + i, style, font))[0] for i, (f, t) in enumerate(zip(formulas, targets))]
-        dpi, factor = rng.randint(*style.dpi), rng.uniform(*style.downsample)
-        subprocess.run(["dvipng", "-q", "-T", "tight", "-D", str(round(dpi * factor)), "-bg", "White", "-o", "page%d.png", dvi.name],
-                       cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
-        pages = sorted(Path(tmp).glob("page*.png"), key=lambda p: int(p.stem[4:]))
-        if len(pages) != len(formulas):
-            return [False] * len(formulas)
-        ok = []
-        for i, (page, target) in enumerate(zip(pages, targets)):
-            image = _finish(page, rng, style, factor, looks_rng)  # drawn for every page: a failure leaves the others unchanged
-            ok.append(i not in failed)
-            if ok[-1]:
-                image.save(target, compress_level=PNG_LEVEL)
-        return ok
+    if len(formulas) == 1:
+        return [False]
+    return [render_chunks([([f], [t], seed + i, style, font)])[0][0] for i, (f, t) in enumerate(zip(formulas, targets))]
+
+
+def _draw_pages(tmp: str, dvi: Path, first: int, count: int, targets: list[Path], failed: set[int], rng: random.Random,
+                looks_rng: random.Random, style: RenderStyle) -> list[bool]:
+    """dvipng the pages first + 1 .. first + count of the run at the chunk's dpi, finish and save each."""
+    dpi, factor = rng.randint(*style.dpi), rng.uniform(*style.downsample)
+    subprocess.run(["dvipng", "-q", "-T", "tight", "-D", str(round(dpi * factor)), "-bg", "White", "-p", f"={first + 1}",
+                    "-l", f"={first + count}", "-o", "page%d.png", dvi.name],
+                   cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600)
+    pages = [Path(tmp, f"page{first + 1 + i}.png") for i in range(count)]
+    if not all(page.exists() for page in pages):
+        return [False] * count
+    ok = []
+    for i, (page, target) in enumerate(zip(pages, targets)):
+        image = _finish(page, rng, style, factor, looks_rng)  # drawn for every page: a failure leaves the others unchanged
+        ok.append(first + i not in failed)
+        if ok[-1]:
+            image.save(target, compress_level=PNG_LEVEL)
+    return ok
 
 
 def assign_renderers(renderers: tuple[tuple[str, float], ...], chunks: int, seed: int) -> list[str]:
@@ -227,12 +258,12 @@ def render_formulas(formulas: list[str], targets: list[Path], seed: int, style: 
     return render_parts([(formulas, targets, seed, chunk)], style, workers, used)
 
 
-def _task(task: tuple[int, str, tuple]) -> tuple[int, list[bool]]:
-    """A pool worker's job: a LaTeX chunk, or a MathJax chunk (typeset by the worker's own Node process)."""
+def _task(task: tuple[int, str, object]) -> tuple[int, list[bool]]:
+    """A pool worker's job: LaTeX chunks of one font, or a MathJax chunk (typeset by the worker's own Node process)."""
     from im2latex.data import webmath
 
     index, kind, job = task
-    return index, render_chunk(job) if kind == "latex" else webmath.worker_chunk(job)
+    return index, [ok for oks in render_chunks(job) for ok in oks] if kind == "latex" else webmath.worker_chunk(job)
 
 
 def render_parts(parts: list[tuple[list[str], list[Path], int, int]], style: RenderStyle, workers: int | None = None,
@@ -250,7 +281,9 @@ def render_parts(parts: list[tuple[list[str], list[Path], int, int]], style: Ren
                 for i in range(0, len(formulas), chunk)]
         jobs = [(*job, r) for job, r in zip(jobs, assign_renderers(style.renderers, len(jobs), seed))]
         renderer.update((t, job[4]) for job in jobs for t in job[1])
-        latex_jobs += [job for job in jobs if job[4] != "mathjax"]
+        for font in LATEX_FONTS:  # small chunks of one font joined in runs of about RUN formulas
+            same, per = [job for job in jobs if job[4] == font], max(1, RUN // chunk)
+            latex_jobs += [same[i:i + per] for i in range(0, len(same), per)]
         part_web = [job for job in jobs if job[4] == "mathjax"]
         if part_web:
             webmath.require_node()
@@ -258,28 +291,29 @@ def render_parts(parts: list[tuple[list[str], list[Path], int, int]], style: Ren
             web_jobs += webmath.chunk_jobs([f for job in part_web for f in job[0]],
                                            [t for job in part_web for t in job[1]], seed, chunk=chunk)
     # the slow MathJax chunks first and the small ones last, so the pool's workers finish together
-    tasks = [("mathjax", job) for job in web_jobs] + [("latex", job) for job in sorted(latex_jobs, key=lambda j: -len(j[0]))]
+    latex_jobs.sort(key=lambda run: -sum(len(job[0]) for job in run))
+    tasks = [("mathjax", job, job[1]) for job in web_jobs] + [("latex", run, [t for job in run for t in job[1]]) for run in latex_jobs]
     status: dict[Path, bool] = {}
     workers = min(workers or os.cpu_count() or 1, max(len(tasks), 1))
     with contextlib.ExitStack() as stack:
-        bar = stack.enter_context(tqdm(total=sum(len(job[0]) for _, job in tasks), desc="render", unit="formula"))
+        bar = stack.enter_context(tqdm(total=sum(len(targets) for _, _, targets in tasks), desc="render", unit="formula"))
         pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers)) if workers > 1 and len(tasks) > 1 else None
 
-        def run(batch: list[tuple[str, tuple]]) -> None:
-            numbered = [(i, kind, job) for i, (kind, job) in enumerate(batch)]
+        def run(batch: list[tuple[str, object, list[Path]]]) -> None:
+            numbered = [(i, kind, job) for i, (kind, job, _) in enumerate(batch)]
             for index, result in pool.imap_unordered(_task, numbered) if pool else map(_task, numbered):
-                status.update(zip(batch[index][1][1], result))
+                status.update(zip(batch[index][2], result))
                 bar.update(len(result))
 
         run(tasks)
         # what MathJax could not set, LaTeX sets, with the seed of the chunk it was drawn in
-        retry = [("latex", ([f for f, t in zip(fs, ts) if not status[t]], [t for t in ts if not status[t]], s, style,
-                            "latex")) for fs, ts, s, _, _ in web]
-        retry = [task for task in retry if task[1][0]]
+        retry = [([f for f, t in zip(fs, ts) if not status[t]], [t for t in ts if not status[t]], s, style, "latex")
+                 for fs, ts, s, _, _ in web]
+        retry = [("latex", [job], job[1]) for job in retry if job[0]]
         if web:
-            drawn, refused = sum(len(job[0]) for job in web), sum(len(job[0]) for _, job in retry)
+            drawn, refused = sum(len(job[0]) for job in web), sum(len(targets) for _, _, targets in retry)
             log.info("MathJax set %d of %d formulas; LaTeX sets the %d it could not", drawn - refused, drawn, refused)
-            renderer.update((t, "latex") for _, job in retry for t in job[1])
+            renderer.update((t, "latex") for _, _, targets in retry for t in targets)
             bar.total += refused
             run(retry)
         if pool is not None:  # let the workers exit on their own, closing their Node processes, before the pool ends

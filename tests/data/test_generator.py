@@ -117,6 +117,26 @@ def test_rendering_is_byte_stable(tmp_path):
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
 
 
+def test_chunks_of_one_font_share_a_latex_run_and_render_as_each_alone(tmp_path, monkeypatch):
+    style = RenderStyle((90, 120), (2, 9), 0.02, font_sizes=(11,), downsample=(1.0, 2.0), bold=0.5)
+    formulas = generate_formulas(7, seed=5, max_tokens=40)
+    formulas[4] = r"\nosuchcommand x"  # an error on its page: that formula fails, its chunk's others do not
+    chunks = [(0, 3), (3, 6), (6, 7)]
+    jobs = lambda prefix: [(formulas[a:b], [tmp_path / f"{prefix}{i}.png" for i in range(a, b)], 40 + a, style, "latex")
+                           for a, b in chunks]
+    alone = [rendering.render_chunks([job])[0] for job in jobs("alone")]
+    runs = []
+    real_run = rendering.subprocess.run
+    monkeypatch.setattr(rendering.subprocess, "run", lambda args, **kw: runs.append(args[0]) or real_run(args, **kw))
+    together = rendering.render_chunks(jobs("together"))
+    assert together == alone == [[True] * 3, [True, False, True], [True]]
+    assert runs == ["latex"] + ["dvipng"] * 3  # one latex run, each chunk's pages drawn at its own dpi
+    for i in range(7):
+        assert (tmp_path / f"together{i}.png").exists() == (i != 4)
+        if i != 4:
+            assert (tmp_path / f"together{i}.png").read_bytes() == (tmp_path / f"alone{i}.png").read_bytes()
+
+
 def test_parts_render_in_one_pool_as_each_alone_and_latex_sets_what_mathjax_refuses(tmp_path, caplog):
     # every chunk MathJax's: \dag is not in MathJax's TeX, so LaTeX sets it, with the seed of its chunk
     style = RenderStyle((90, 120), (2, 9), 0.02, renderers=(("mathjax", 1.0),))
