@@ -164,8 +164,8 @@ def _finish(page: Path, rng: random.Random, style: RenderStyle, factor: float, l
 
 
 Job = tuple[list[str], list[Path], int, RenderStyle, str]  # formulas, their PNG paths, seed, style, one of LATEX_FONTS
-# formulas that chunks of one font, joined, give a `latex` run at least: a run costs 0.1-0.15 s before its first page,
-# as much as 150 formulas' pages, so the evaluation splits' chunks of 10 are set 20 to a run
+# smaller chunks of one font are joined into `latex` runs of about this many formulas (the evaluation splits' chunks of
+# 10, twenty to a run): a run costs 0.1-0.15 s before its first page, as much as 150 formulas' pages
 RUN = 200
 
 

@@ -28,12 +28,11 @@ def build_synthetic(out: Path, cfg: SyntheticConfig, seed: int) -> dict[str, int
         raise Im2LatexError(f"params.yaml: data.synthetic.chunk and eval_chunk must be 1 or more, got {cfg.chunk} and {cfg.eval_chunk}")
     # test and validate come first in the generator's stream, so they stay the same when `train` changes
     sizes = {"test": cfg.test, "validate": cfg.validate, "train": cfg.train}
-    formulas = generate_formulas(sum(sizes.values()), seed, cfg.max_tokens)
     if not 0 <= cfg.markov <= 1:
         raise Im2LatexError(f"params.yaml: data.synthetic.markov is a share of the training formulas, from 0 to 1; got {cfg.markov}")
     chained = round(cfg.markov * cfg.train)  # the last ones of the training split, so the others stay the same
-    if chained:
-        formulas[len(formulas) - chained:] = markov_formulas(chained, seed, cfg.max_tokens)
+    formulas = generate_formulas(sum(sizes.values()) - chained, seed, cfg.max_tokens)
+    formulas += markov_formulas(chained, seed, cfg.max_tokens) if chained else []
     names = [f"{i:07d}" for i in range(len(formulas))]
     targets = [out / layout.IMAGES / f"{n}.png" for n in names]
     (out / layout.IMAGES).mkdir()
