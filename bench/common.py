@@ -30,7 +30,7 @@ from im2latex.model.network import Im2LatexNet, load_model
 from im2latex.presets import read_preset
 from im2latex.reader import load_reader
 from im2latex.tokens import END, PAD, START, strip_specials
-from im2latex.training import Im2LatexModule
+from im2latex.training import Im2LatexModule, resolve_precision
 
 PATHS = {"params": "params.yaml", "data": "data/preprocessed", "vocab": "data/vocab.json", "weights": "models/weights.pt",
          "model": "models/model.pt"}
@@ -129,7 +129,7 @@ class Trainer:
                                      train.label_smoothing).to(device).train()
         setup = self.module.configure_optimizers()
         self.optimizer, self.schedule = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
-        self.bf16 = train.precision.startswith("bf16")
+        self.bf16 = resolve_precision(train.precision, "cpu" if device == "cpu" else "gpu").startswith("bf16")
 
     def step(self, batch, progress: float = 0.0) -> float:
         """One optimiser step on a collated batch; returns its loss."""

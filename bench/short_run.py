@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import yaml
 
 import common
-from im2latex.training import FormulaDataModule, Im2LatexModule
+from im2latex.training import FormulaDataModule, Im2LatexModule, resolve_precision
 
 
 class Thin(pl.Callback):
@@ -64,7 +64,7 @@ def main() -> None:
         return setup
 
     module.configure_optimizers = with_beta2
-    trainer = pl.Trainer(max_epochs=1, precision=train.precision, accelerator="cpu", gradient_clip_val=train.grad_clip,
+    trainer = pl.Trainer(max_epochs=1, precision=resolve_precision(train.precision, "cpu"), accelerator="cpu", gradient_clip_val=train.grad_clip,
                          logger=False, enable_checkpointing=False, callbacks=[Thin(args.keep)], num_sanity_val_steps=0,
                          enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False)
     start = time.time()

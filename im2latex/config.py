@@ -111,7 +111,7 @@ class TrainConfig:
     curriculum: StrictInt  # epochs that run from short formulas to long ones (0: none)
     grad_clip: StrictFloat  # largest gradient norm; 0 for none
     max_minutes: StrictFloat  # wall-clock budget, the learning rate decays to fit it; 0 for none (a budget that binds makes the result depend on the machine)
-    precision: StrictStr  # 32-true | bf16-mixed | 16-mixed
+    precision: StrictStr  # auto | 32-true | bf16-mixed | 16-mixed (auto: bf16-mixed where the device has native bf16)
     accelerator: StrictStr  # auto | cpu | gpu
     devices: StrictInt
     strategy: StrictStr  # auto | ddp | ...

@@ -17,7 +17,7 @@ from im2latex.export import check_parity, script
 from im2latex.reader import FormulaReader
 from im2latex.model.inputs import prepare, to_batch
 from im2latex.model.network import load_model
-from im2latex.training import train
+from im2latex.training import resolve_precision, train
 from tests.conftest import PREPROCESS
 
 MODEL = ModelConfig(d_model=64, heads=4, layers=2, ff=128, dropout=0.0, encoder_channels=8, max_len=16, encoder_positions=64,
@@ -281,3 +281,19 @@ def test_without_a_time_budget_the_clock_changes_neither_the_steps_nor_the_weigh
     assert len(fast_rates) == len(slow_rates) == 4 * cfg.max_epochs  # every planned step: 4 formulas, batch 1
     assert fast_rates == slow_rates
     assert fast.keys() == slow.keys() and all(torch.equal(fast[k], slow[k]) for k in fast)
+
+
+class Precision(pl.Callback):
+    def on_train_start(self, trainer, module):
+        self.precision = trainer.precision
+
+
+@pytest.mark.parametrize("native, expected", [(False, "32-true"), (True, "bf16-mixed")])
+def test_auto_precision_trains_in_bf16_only_where_the_device_has_it_natively(handful, tmp_path, monkeypatch, native, expected):
+    """With AVX2 alone a CPU emulates bf16 (10x slower than float32): there `auto` trains in float32."""
+    monkeypatch.setattr("im2latex.training.native_bf16", lambda gpu: native)
+    seen = Precision()
+    train(handful / "pre", handful / "vocab.json", MODEL, dataclasses.replace(TRAIN, max_epochs=1, precision="auto"),
+          tmp_path / "w.pt", tmp_path / "live", tmp_path / "ck", callbacks=[seen])
+    assert seen.precision == expected
+    assert resolve_precision("16-mixed", "cpu") == "16-mixed"  # a named precision is taken as it is
