@@ -28,9 +28,10 @@ log = logging.getLogger(__name__)
 
 SCRIPT = Path(__file__).with_name("mathjax_svg.mjs")
 NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"  # `make mathjax` installs MathJax there
-# MathJax sets a formula in a few ms; these only stop a Node process that hangs
-BATCH_TIMEOUT_S = 30.0
-FORMULA_TIMEOUT_S = 0.2
+# MathJax sets a formula in 4-8 ms; these only stop a Node process that hangs, with room for a machine a hundred times
+# slower than that (a data stage niced behind a training run once took more than 0.2 s a formula)
+BATCH_TIMEOUT_S = 60.0
+FORMULA_TIMEOUT_S = 1.0
 # MathJax's SVG lengths are 1/1000 em. Glyphs may overhang the box MathJax computes (italic f, accents), so the
 # canvas gets this margin on each side; ink that touches the canvas edge was clipped and is drawn again with
 # WIDE_MARGIN. A small margin keeps the canvas small: rasterising costs per pixel (resvg also encodes a PNG)
@@ -81,7 +82,8 @@ class MathJax:
         if not isinstance(out, list) or len(out) != len(formulas):
             self._stderr.seek(0)
             why = self._stderr.read().decode(errors="replace").strip().splitlines()[-1:] or [repr(out)[:200]]
-            raise RuntimeError(f"{SCRIPT.name} gave no answer for a batch of {len(formulas)} formulas: {why[0]}")
+            raise Im2LatexError(f"MathJax ({SCRIPT.name}) gave no answer for a batch of {len(formulas)} formulas within "
+                                f"{BATCH_TIMEOUT_S + FORMULA_TIMEOUT_S * len(formulas):.0f} s: {why[0]}")
         for formula, result in zip(formulas, out):
             if not isinstance(result, str):
                 log.debug("MathJax refused %r: %s", formula, result.get("error"))

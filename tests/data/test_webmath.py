@@ -66,3 +66,13 @@ def test_require_node_names_the_missing_install(tmp_path, monkeypatch):
     monkeypatch.setattr(webmath.shutil, "which", lambda name: None)
     with pytest.raises(Im2LatexError, match="node not found.*make mathjax"):
         webmath.require_node()
+
+
+def test_a_node_process_that_never_answers_ends_in_one_line(tmp_path, monkeypatch):
+    silent = tmp_path / "silent.mjs"
+    silent.write_text("process.stdin.resume();\n")  # reads every batch and answers none
+    monkeypatch.setattr(webmath, "SCRIPT", silent)
+    monkeypatch.setattr(webmath, "BATCH_TIMEOUT_S", 1.0)
+    with pytest.raises(Im2LatexError, match=r"gave no answer for a batch of 2 formulas within 3 s") as error:
+        webmath.typeset([r"x", r"y"])
+    assert "\n" not in str(error.value)
