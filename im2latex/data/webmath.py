@@ -36,12 +36,12 @@ FORMULA_TIMEOUT_S = 1.0
 # canvas gets this margin on each side; ink that touches the canvas edge was clipped and is drawn again with
 # WIDE_MARGIN. A small margin keeps the canvas small: rasterising costs per pixel (resvg also encodes a PNG)
 MARGIN = 150
+WIDE_MARGIN = 1000
 # resvg's parse options: no system fonts (MathJax draws every glyph as a path) and a transform that draws the SVG at
 # its own size. The `resvg` binding draws the same pixels as `resvg-py` in 0.43x its time (docs/experiments.md)
 _OPTIONS = resvg.usvg.Options.default()
 _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # an affine transform as (a, b, c, d, e, f): x' = a x + b y + c, y' = d x + e y + f
 _WHITE = (255, 255, 255, 255)
-WIDE_MARGIN = 1000
 _SVG_TAG = re.compile(r"<svg\b[^>]*>")
 _VIEWBOX = re.compile(r'viewBox="([-\d.e]+) ([-\d.e]+) ([-\d.e]+) ([-\d.e]+)"')
 
