@@ -131,6 +131,14 @@ def looks(image: Image.Image, rng: random.Random, tinted: float, dark: float) ->
     return Image.fromarray((255.0 - gray if invert else gray).round().astype(np.uint8), mode="L")
 
 
+def darkest_neighbour(gray: np.ndarray) -> np.ndarray:
+    """Each pixel the darkest of its 3x3 neighbourhood, the edges repeated outwards: strokes a pixel thicker. The same
+    pixels as Pillow's MinFilter(3) in a tenth of its time (two 3-pixel passes instead of a 9-pixel rank per pixel)."""
+    edged = np.pad(gray, 1, mode="edge")
+    rows = np.minimum(np.minimum(edged[:-2], edged[1:-1]), edged[2:])
+    return np.minimum(np.minimum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+
+
 def _finish(page: Path, rng: random.Random, style: RenderStyle, factor: float, looks_rng: random.Random) -> Image.Image:
     """Degrade the tight crop as the style says, pad it with a random white border and add light noise.
     Every random draw is made whatever the outcome, so one image's style never shifts the next one's."""
@@ -139,7 +147,7 @@ def _finish(page: Path, rng: random.Random, style: RenderStyle, factor: float, l
                                   rng.random() < style.binarise, rng.random() < style.jpeg)
     radius, cut, quality = rng.uniform(0.3, 0.9), rng.randint(110, 190), rng.randint(30, 85)
     if bold:
-        image = image.filter(ImageFilter.MinFilter(3))
+        image = Image.fromarray(darkest_neighbour(np.asarray(image)), mode="L")
     if factor > 1.0:
         size = (max(1, round(image.width / factor)), max(1, round(image.height / factor)))
         image = image.resize(size, Image.Resampling.LANCZOS)
@@ -147,15 +155,17 @@ def _finish(page: Path, rng: random.Random, style: RenderStyle, factor: float, l
         image = image.filter(ImageFilter.GaussianBlur(radius))
     if binarise:
         image = image.point(lambda v: 255 if v >= cut else 0)
-    ink = np.asarray(image, dtype=np.float32)
+    ink = np.asarray(image)
     top, bottom, left, right = (rng.randint(*style.pad) for _ in range(4))
-    canvas = np.full((ink.shape[0] + top + bottom, ink.shape[1] + left + right), 255.0, dtype=np.float32)
+    canvas = np.full((ink.shape[0] + top + bottom, ink.shape[1] + left + right), 255, dtype=np.uint8)
     canvas[top:top + ink.shape[0], left:left + ink.shape[1]] = ink
     if style.noise > 0:  # sparse light-gray specks, like dust on a scan (dense noise would bloat the PNGs)
         speckle = np.random.default_rng(rng.getrandbits(32))
         spots = speckle.random(canvas.shape) < style.noise
-        canvas[spots] = np.minimum(canvas[spots], speckle.uniform(205, 250, int(spots.sum())))
-    image = looks(Image.fromarray(np.clip(canvas, 0, 255).round().astype(np.uint8), mode="L"), looks_rng, style.tinted, style.dark)
+        # a speck's gray rounded from float32, as when the canvas was float32: the same pixels as every earlier render
+        specks = speckle.uniform(205, 250, int(spots.sum())).astype(np.float32).round()
+        canvas[spots] = np.minimum(canvas[spots], specks)
+    image = looks(Image.fromarray(canvas, mode="L"), looks_rng, style.tinted, style.dark)
     if jpeg:
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=quality)

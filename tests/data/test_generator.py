@@ -117,6 +117,21 @@ def test_rendering_is_byte_stable(tmp_path):
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
 
 
+def test_thickened_strokes_are_pillows_min_filter(tiny_dataset):
+    """The emboldening step (rendering.darkest_neighbour) draws the pixels Pillow's MinFilter(3) drew, on renders and
+    on noise, odd shapes and single rows or columns included: every earlier render stays as it was."""
+    from PIL import ImageFilter
+
+    rng = np.random.default_rng(0)
+    renders = [np.asarray(Image.open(p)) for p in sorted((tiny_dataset / layout.IMAGES).glob("*.png"))[:8]]
+    noise = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(1, 1), (1, 7), (9, 1), (2, 3), (37, 120)]]
+    for gray in renders + noise:
+        expected = np.asarray(Image.fromarray(gray, mode="L").filter(ImageFilter.MinFilter(3)))
+        thick = rendering.darkest_neighbour(gray)
+        assert thick.dtype == np.uint8 and np.array_equal(thick, expected)
+    assert rendering.darkest_neighbour(renders[0]).mean() < renders[0].mean()  # the ink grew
+
+
 def test_chunks_of_one_font_share_a_latex_run_and_render_as_each_alone(tmp_path, monkeypatch):
     style = RenderStyle((90, 120), (2, 9), 0.02, font_sizes=(11,), downsample=(1.0, 2.0), bold=0.5)
     formulas = generate_formulas(7, seed=5, max_tokens=40)
