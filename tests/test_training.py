@@ -268,6 +268,39 @@ class SlowMachine(pl.Callback):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
+def test_the_train_stage_writes_the_same_weights_with_tcmalloc_preloaded_as_without(handful, tmp_path):
+    """`make repro` runs the pipeline with tcmalloc preloaded (a faster CPU step): the weights must not depend on it."""
+    import ctypes.util
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    lib = ctypes.util.find_library("tcmalloc_minimal")
+    assert lib, "tcmalloc is missing: `make test` installs libtcmalloc-minimal4 (Debian/Ubuntu, as root)"
+    make = subprocess.run(["make", "-n", "repro"], capture_output=True, text=True, cwd=root)
+    assert f"LD_PRELOAD={lib} dvc repro" in make.stdout
+    params = {"model": dataclasses.asdict(MODEL), "train": {**dataclasses.asdict(TRAIN), "max_epochs": 3, "batch_size": 2}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    weights = {}
+    for name, preload in (("glibc", ""), ("tcmalloc", lib)):
+        env = {**os.environ, "LD_PRELOAD": preload}
+        maps = subprocess.run([sys.executable, "-c", "print(open('/proc/self/maps').read())"], capture_output=True,
+                              text=True, env=env).stdout
+        assert ("libtcmalloc_minimal" in maps) == bool(preload)
+        result = subprocess.run(
+            [sys.executable, "-m", "stages.train", str(tmp_path / "params.yaml"), str(handful / "pre"), str(handful / "vocab.json"),
+             str(tmp_path / f"{name}.pt"), str(tmp_path / f"live-{name}"), str(tmp_path / f"ck-{name}")],
+            capture_output=True, text=True, timeout=300, cwd=root, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        weights[name] = torch.load(tmp_path / f"{name}.pt", weights_only=True)["state_dict"]
+    glibc, tcmalloc = weights["glibc"], weights["tcmalloc"]
+    assert glibc.keys() == tcmalloc.keys() and all(torch.equal(glibc[k], tcmalloc[k]) for k in glibc)
+
+
 def test_without_a_time_budget_the_clock_changes_neither_the_steps_nor_the_weights(handful, tmp_path):
     """max_minutes 0 (the default): two clones train the same steps to the same weights, however busy the machine."""
     cfg = dataclasses.replace(TRAIN, batch_size=1, max_epochs=3)
