@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 .PHONY: repro test test-fast install tex malloc browser docker-engine image base-image mathjax
 
 # The pipeline runs with tcmalloc preloaded where it is installed: on the 2-core AVX2 machine the CPU training step ran
-# 8% faster than on glibc's malloc, to the same weights bit for bit (docs/experiments.md, twelfth session)
+# 9% faster than on glibc's malloc, to the same weights bit for bit (docs/experiments.md, twelfth session)
 TCMALLOC = $(shell /sbin/ldconfig -p 2>/dev/null | grep -q 'libtcmalloc_minimal\.so\.4 ' && echo libtcmalloc_minimal.so.4)
 
 repro: install tex mathjax malloc
