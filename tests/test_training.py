@@ -1,11 +1,15 @@
 """Training end to end on tiny data: it learns, it resumes, and the export matches it."""
 import dataclasses
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
+import yaml
 
 from im2latex.config import ModelConfig, SyntheticConfig, TrainConfig
 from im2latex.data import layout
@@ -158,20 +162,21 @@ def test_prepare_matches_preprocessing(handful):
 
 
 @pytest.mark.slow
+def run_train_stage(handful: Path, out: Path, train_keys: dict, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m stages.train` in a process of its own on the handful, with TRAIN changed by `train_keys`; it writes
+    out/w.pt, out/live and out/ck."""
+    out.mkdir(exist_ok=True)
+    params = {"model": dataclasses.asdict(MODEL), "train": {**dataclasses.asdict(TRAIN), **train_keys}}
+    (out / "params.yaml").write_text(yaml.safe_dump(params))
+    return subprocess.run(
+        [sys.executable, "-m", "stages.train", str(out / "params.yaml"), str(handful / "pre"), str(handful / "vocab.json"),
+         str(out / "w.pt"), str(out / "live"), str(out / "ck")],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1], env=env)
+
+
 def test_ddp_on_two_cpu_processes(handful, tmp_path):
     """strategy: ddp with devices: 2 on CPU (gloo): the stage script is relaunched once per rank."""
-    import subprocess
-    import sys
-
-    import yaml
-
-    params = {"model": dataclasses.asdict(MODEL),
-              "train": {**dataclasses.asdict(TRAIN), "max_epochs": 2, "strategy": "ddp", "devices": 2, "batch_size": 2}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = subprocess.run(
-        [sys.executable, "-m", "stages.train", str(tmp_path / "params.yaml"), str(handful / "pre"),
-         str(handful / "vocab.json"), str(tmp_path / "w.pt"), str(tmp_path / "live"), str(tmp_path / "ck")],
-        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    result = run_train_stage(handful, tmp_path, {"max_epochs": 2, "strategy": "ddp", "devices": 2, "batch_size": 2})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "distributed_backend=gloo" in result.stderr + result.stdout and "All distributed processes registered" in result.stderr + result.stdout
     load_model(tmp_path / "w.pt")
@@ -272,31 +277,20 @@ class SlowMachine(pl.Callback):
 def test_the_train_stage_writes_the_same_weights_with_tcmalloc_preloaded_as_without(handful, tmp_path):
     """`make repro` runs the pipeline with tcmalloc preloaded (a faster CPU step): the weights must not depend on it."""
     import ctypes.util
-    import os
-    import subprocess
-    import sys
 
-    import yaml
-
-    root = Path(__file__).resolve().parents[1]
     lib = ctypes.util.find_library("tcmalloc_minimal")
     assert lib, "tcmalloc is missing: `make test` installs libtcmalloc-minimal4 (Debian/Ubuntu, as root)"
-    make = subprocess.run(["make", "-n", "repro"], capture_output=True, text=True, cwd=root)
+    make = subprocess.run(["make", "-n", "repro"], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     assert f"LD_PRELOAD={lib} dvc repro" in make.stdout
-    params = {"model": dataclasses.asdict(MODEL), "train": {**dataclasses.asdict(TRAIN), "max_epochs": 3, "batch_size": 2}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     weights = {}
     for name, preload in (("glibc", ""), ("tcmalloc", lib)):
         env = {**os.environ, "LD_PRELOAD": preload}
         maps = subprocess.run([sys.executable, "-c", "print(open('/proc/self/maps').read())"], capture_output=True,
                               text=True, env=env).stdout
         assert ("libtcmalloc_minimal" in maps) == bool(preload)
-        result = subprocess.run(
-            [sys.executable, "-m", "stages.train", str(tmp_path / "params.yaml"), str(handful / "pre"), str(handful / "vocab.json"),
-             str(tmp_path / f"{name}.pt"), str(tmp_path / f"live-{name}"), str(tmp_path / f"ck-{name}")],
-            capture_output=True, text=True, timeout=300, cwd=root, env=env)
+        result = run_train_stage(handful, tmp_path / name, {"max_epochs": 3, "batch_size": 2}, env)
         assert result.returncode == 0, result.stderr[-3000:]
-        weights[name] = torch.load(tmp_path / f"{name}.pt", weights_only=True)["state_dict"]
+        weights[name] = torch.load(tmp_path / name / "w.pt", weights_only=True)["state_dict"]
     glibc, tcmalloc = weights["glibc"], weights["tcmalloc"]
     assert glibc.keys() == tcmalloc.keys() and all(torch.equal(glibc[k], tcmalloc[k]) for k in glibc)
 
