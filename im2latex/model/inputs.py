@@ -1,22 +1,41 @@
 """Image normalisation shared by preprocessing, training and the exported model (TorchScript-able),
 so images from the wild are prepared exactly as the training images were: crop to the ink, measure
 the glyph size, rescale so that glyphs are `glyph_height` pixels tall, pad."""
-from typing import List
+from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-def glyph_size(ink: Tensor, max_pixels: int = 120000) -> float:
+# above this many pixels an ink crop's glyphs are measured at half resolution, or less (`measurable`)
+MAX_MEASURED_PIXELS = 120000
+
+
+def measurable(ink: Tensor, max_pixels: int) -> Tuple[Tensor, int]:
+    """A boolean ink crop halved (2x2 max pool) until it has at most `max_pixels` pixels, and the factor it shrank by:
+    the glyph measure's cost grows with pixels x component size."""
+    shrink = 1
+    while ink.numel() > max_pixels:
+        ink = F.max_pool2d(ink[None, None].float(), 2, 2, ceil_mode=True)[0, 0] > 0
+        shrink *= 2
+    return ink, shrink
+
+
+def upper_quartile(heights: Tensor) -> float:
+    """The upper quartile of component heights, leaving out those under 3 pixels; 0 when none is left."""
+    heights = heights[heights >= 3]
+    if heights.numel() == 0:
+        return 0.0
+    return float(torch.quantile(heights.float(), 0.75))
+
+
+def glyph_size(ink: Tensor, max_pixels: int = MAX_MEASURED_PIXELS) -> float:
     """Upper quartile of the heights of the connected ink components (8-connected) of a boolean (H, W) crop,
     leaving out specks and rules under 3 pixels tall; 0 when there is none. It tracks the font size and the
     dpi, so dividing by it normalises both. The quartile rather than the median: at low resolution small
     glyphs fall under 3 pixels and neighbours touch, which raised the median by up to 11% against the same
     formula at 300 dpi and scattered it more; the quartile moves by 2-3% (bench/bench_glyph_measure.py)."""
-    shrink = 1
-    while ink.numel() > max_pixels:  # measured at half resolution: the cost grows with pixels x component size
-        ink = F.max_pool2d(ink[None, None].float(), 2, 2, ceil_mode=True)[0, 0] > 0
-        shrink *= 2
+    ink, shrink = measurable(ink, max_pixels)
     h, w = ink.shape[0], ink.shape[1]
     mask = ink.float()
     labels = torch.arange(1, h * w + 1, dtype=torch.float32).view(h, w) * mask
@@ -37,11 +56,7 @@ def glyph_size(ink: Tensor, max_pixels: int = 120000) -> float:
     n = int(component.max()) + 1
     top = torch.full([n], h, dtype=torch.long).scatter_reduce(0, component, rows, "amin")
     bottom = torch.full([n], -1, dtype=torch.long).scatter_reduce(0, component, rows, "amax")
-    heights = (bottom - top + 1) * shrink
-    heights = heights[heights >= 3]
-    if heights.numel() == 0:
-        return 0.0
-    return float(torch.quantile(heights.float(), 0.75))
+    return upper_quartile((bottom - top + 1) * shrink)
 
 
 def resize(image: Tensor, scale: float) -> Tensor:
@@ -77,19 +92,33 @@ def dark_ink(image: Tensor) -> Tensor:
 
 def prepare_sizes(image: Tensor, threshold: int, pad: int, glyph_heights: List[float]) -> List[Tensor]:
     """`prepare` at each of `glyph_heights`, the crop and the glyph size computed once."""
+    crop, ink = ink_crop(image, threshold)
+    measured = glyph_size(ink) if crop.numel() > 0 and max(glyph_heights) > 0 else 0.0
+    return scale_and_pad(crop, measured, pad, glyph_heights)
+
+
+def ink_crop(image: Tensor, threshold: int) -> Tuple[Tensor, Tensor]:
+    """uint8 grayscale (H, W) -> the image as dark ink on white (`dark_ink`) cropped to its pixels darker than
+    `threshold`, and that crop's ink mask; two (0, 0) tensors for a blank image."""
     image = dark_ink(image)
     ink = image < threshold
     rows, cols = ink.any(1).nonzero(), ink.any(0).nonzero()
     if rows.numel() == 0:
-        return [image[:0, :0] for _ in glyph_heights]
+        return image[:0, :0], ink[:0, :0]
     top, bottom, left, right = int(rows[0, 0]), int(rows[-1, 0]) + 1, int(cols[0, 0]), int(cols[-1, 0]) + 1
-    crop = image[top:bottom, left:right].float()
-    measured = glyph_size(ink[top:bottom, left:right]) if max(glyph_heights) > 0 else 0.0
+    return image[top:bottom, left:right], ink[top:bottom, left:right]
+
+
+def scale_and_pad(crop: Tensor, measured: float, pad: int, glyph_heights: List[float]) -> List[Tensor]:
+    """A uint8 ink crop whose glyph size is `measured`, resized to each of `glyph_heights` (0: not resized) and
+    padded with `pad` white pixels; a blank crop stays blank."""
+    if crop.numel() == 0:
+        return [crop for _ in glyph_heights]
     out: List[Tensor] = []
     for glyph_height in glyph_heights:
-        resized = crop
+        resized = crop.float()
         if glyph_height > 0:
-            resized = resize(crop, min(4.0, max(0.2, glyph_height / measured)) if measured > 0 else 1.0)
+            resized = resize(resized, min(4.0, max(0.2, glyph_height / measured)) if measured > 0 else 1.0)
         padded = F.pad(resized[None, None], [pad, pad, pad, pad], mode="constant", value=255.0)
         out.append(padded[0, 0].round().clamp(0, 255).to(torch.uint8))
     return out

@@ -8,13 +8,13 @@ import torch
 from PIL import Image
 
 from im2latex import Im2LatexError
-from im2latex.data import layout
+from im2latex.data import layout, preprocessing
 from im2latex.data.generator import generate_formulas
 from im2latex.data.preprocessing import load_image, load_split, prepare_image, preprocess_split, save_split
 from im2latex.data.rendering import RenderStyle, render_formulas
 from im2latex.data.tokenizer import tokenize
 from im2latex.data.vocab import build_vocabulary
-from im2latex.model.inputs import glyph_size
+from im2latex.model import inputs
 from tests.conftest import PREPROCESS
 
 
@@ -35,9 +35,9 @@ def test_glyph_size_is_the_upper_quartile_of_component_heights():
     ink[5:35, 180:184] = True  # ... one tall bracket, a rule and a speck do not move the quartile
     ink[38, 0:150] = True
     ink[0, 199] = True
-    assert glyph_size(ink) == 12.0
-    assert glyph_size(ink.repeat_interleave(2, 0).repeat_interleave(2, 1)) == 24.0
-    assert glyph_size(torch.zeros(5, 5, dtype=torch.bool)) == 0.0
+    assert inputs.glyph_size(ink) == 12.0
+    assert inputs.glyph_size(ink.repeat_interleave(2, 0).repeat_interleave(2, 1)) == 24.0
+    assert inputs.glyph_size(torch.zeros(5, 5, dtype=torch.bool)) == 0.0
 
 
 FORMULA = r"\frac { \partial \phi } { \partial x ^ { \mu } } = \sum _ { i = 1 } ^ { N } g _ { i } ( x ) \, \alpha ^ { 2 }"
@@ -68,6 +68,23 @@ def test_one_formula_at_three_dpi_is_normalised_to_one_size(renders):
     widths = [p.shape[1] for p in prepared]
     assert max(widths) < 1.25 * min(widths), widths  # within the spread the training renders cover
     assert all(_similar(prepared[1], p) > 0.6 for p in prepared)
+
+
+def test_preprocessing_prepares_images_as_the_exported_model_does(renders):
+    """Preprocessing measures glyphs with SciPy's labelling, the exported model with its own TorchScript: the same
+    figure on renders at three resolutions, on one blown up past the pixel limit (measured at half resolution) and
+    on random ink (many components, touching only at corners), so the same prepared images."""
+    rng = np.random.default_rng(0)
+    big = np.kron(renders[300], np.ones((2, 2), dtype=np.uint8))
+    assert (big < 200).sum() > 0 and big.size > inputs.MAX_MEASURED_PIXELS
+    images = [*renders.values(), big]
+    for ink in [image < 200 for image in images] + [rng.random(shape) < p for shape, p in
+                                                    [((37, 211), 0.3), ((64, 64), 0.5), ((9, 500), 0.6), ((1, 1), 1.0)]]:
+        assert preprocessing.glyph_size(ink) == inputs.glyph_size(torch.from_numpy(ink))
+    assert preprocessing.glyph_size(np.zeros((5, 5), dtype=bool)) == 0.0
+    for image in images:
+        np.testing.assert_array_equal(prepare_image(image, PREPROCESS), inputs.prepare(
+            torch.from_numpy(image), PREPROCESS.threshold, PREPROCESS.pad, PREPROCESS.glyph_height).numpy())
 
 
 def test_low_and_high_resolution_renders_are_normalised_alike(tmp_path):
