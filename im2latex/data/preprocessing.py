@@ -22,8 +22,8 @@ PICKLE_PROTOCOL = 4  # fixed, so equal data gives equal bytes
 
 def prepare_image(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
     """`inputs.prepare`, as the exported model prepares an image: crop to ink, rescale to the glyph height and pad;
-    None when blank. The glyph size is measured by `glyph_size` below: the same figure, and 0.85 ms an image instead of
-    11.7 (docs/experiments.md, thirteenth session)."""
+    None when blank. The glyph size is measured by `glyph_size` below: the same figure, and about 1 ms an image instead
+    of 12 (bench/bench_prepare.py)."""
     crop, ink = ink_crop(torch.from_numpy(np.require(gray, requirements=["C", "W"])), cfg.threshold)
     if crop.numel() == 0:
         return None
