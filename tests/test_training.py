@@ -161,7 +161,6 @@ def test_prepare_matches_preprocessing(handful):
             prepare_image(image, dataclasses.replace(PREPROCESS, glyph_height=8.0))).all()
 
 
-@pytest.mark.slow
 def run_train_stage(handful: Path, out: Path, train_keys: dict, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m stages.train` in a process of its own on the handful, with TRAIN changed by `train_keys`; it writes
     out/w.pt, out/live and out/ck."""
@@ -174,6 +173,7 @@ def run_train_stage(handful: Path, out: Path, train_keys: dict, env: dict | None
         capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1], env=env)
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes(handful, tmp_path):
     """strategy: ddp with devices: 2 on CPU (gloo): the stage script is relaunched once per rank."""
     result = run_train_stage(handful, tmp_path, {"max_epochs": 2, "strategy": "ddp", "devices": 2, "batch_size": 2})
