@@ -26,14 +26,17 @@ install: $(VENV)/.installed
 # requirements.txt pins every package, torch==2.14.1 and torchvision==0.29.1 among them, so pip never resolves another torch
 # torch's Linux build brings CUDA: the environment takes about 6 GB, so a short disk stops here, saying so.
 # uv installs the lock in about 40 s where pip took 2 min (docs/experiments.md, "Reading at seven sizes"); pip stays the fallback. uv reads the
-# system's certificates (UV_SYSTEM_CERTS), as pip does here, for a TLS-intercepting proxy
+# system's certificates (UV_SYSTEM_CERTS), as pip does here, for a TLS-intercepting proxy.
+# --compile-bytecode writes the packages' .pyc files once (about 30 s), as pip does by default: where PYTHONDONTWRITEBYTECODE is
+# set (CI, containers) Python would otherwise compile torch and Lightning from source in every process, about 8 s each
+# (`predict` of one image took 17.5 s, with them 7 s: docs/experiments.md, sixteenth session)
 export UV_SYSTEM_CERTS := 1
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@test -x $(PY) && $(PY) -c "import torch" 2>/dev/null || { free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
 		[ "$$free" -ge 7 ] || { echo "installing needs about 7 GB free on this disk and it has $$free GB: free some space, then run make again" >&2; exit 1; }; }
 	test -x $(PY) || python3 -m venv $(VENV)
 	{ $(PY) -m pip install -q --disable-pip-version-check $$(grep '^uv==' requirements.txt) \
-		&& $(VENV)/bin/uv pip install -q --python $(PY) -r requirements.txt; } \
+		&& $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -r requirements.txt; } \
 		|| { echo "uv could not install requirements.txt: installing it with pip" >&2; \
 			$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt; }
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .

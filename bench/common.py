@@ -28,7 +28,7 @@ from im2latex.metrics import bleu4, score
 from im2latex.model.inputs import to_batch
 from im2latex.model.network import Im2LatexNet, load_model
 from im2latex.presets import read_preset
-from im2latex.reader import load_reader
+from im2latex.runtimes import load_reader
 from im2latex.tokens import END, PAD, START, strip_specials
 from im2latex.training import Im2LatexModule, resolve_precision
 

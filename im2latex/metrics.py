@@ -2,11 +2,12 @@
 import warnings
 
 import editdistance
-from nltk.translate.bleu_score import corpus_bleu
 
 
 def bleu4(targets: list[list[str]], predictions: list[list[str]]) -> float:
     """nltk corpus_bleu: 4-gram, uniform weights, no smoothing."""
+    from nltk.translate.bleu_score import corpus_bleu  # here: nltk's imports cost `predict`, which scores nothing, a second
+
     with warnings.catch_warnings():  # nltk warns when some n-gram order has no match; the score is then 0
         warnings.simplefilter("ignore")
         return float(corpus_bleu([[t] for t in targets], predictions))

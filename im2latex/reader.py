@@ -1,8 +1,6 @@
 """The reader, the product that `predict`, `evaluate` and the server use: FormulaReader reads images of any size
 (input normalisation, several reading sizes, beam search, a consensus of the readings) and is what the
 TorchScript file holds."""
-import warnings
-from pathlib import Path
 from typing import List, Tuple
 
 import torch
@@ -170,12 +168,3 @@ def reading_sizes(glyph_height: float, read_scales: list[float]) -> list[float]:
     if not read_scales or min(read_scales) <= 0:
         raise Im2LatexError(f"params.yaml: read.read_scales must list one or more positive factors, got {read_scales!r}")
     return [glyph_height * scale for scale in read_scales]
-
-
-def load_reader(path: str | Path) -> torch.jit.ScriptModule:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            return torch.jit.load(str(path), map_location="cpu")
-    except (RuntimeError, ValueError, OSError) as e:
-        raise Im2LatexError(f"cannot load model {path}: {str(e).splitlines()[0]}") from None

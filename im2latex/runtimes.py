@@ -2,6 +2,7 @@
 `open_reader` gives either behind one interface on uint8 grayscale NumPy images: `prepare` (each reading size),
 `read_prepared`, `read`, and the largest prepared image the network reads (`max_height`, `max_width`)."""
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,6 @@ class TorchScriptReader:
 
     def __init__(self, path: str | Path):
         import torch
-
-        from im2latex.reader import load_reader
 
         self.torch, self.file = torch, load_reader(path)
         encoder = self.file.net.encoder
@@ -36,6 +35,19 @@ class TorchScriptReader:
 
     def __call__(self, images: list[np.ndarray]) -> list[str]:
         return self.read(images)[0]
+
+
+def load_reader(path: str | Path):
+    """The TorchScript file at `path`. Loading it needs torch alone: the network's code (and torchvision, seconds of
+    imports) stays unloaded, so `predict` starts faster."""
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, ValueError, OSError) as e:
+        raise Im2LatexError(f"cannot load model {path}: {str(e).splitlines()[0]}") from None
 
 
 def open_reader(path: str | Path | None = None, runtime: str = "torchscript", threads: int = 0,

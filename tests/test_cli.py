@@ -3,6 +3,8 @@ import csv
 import io
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -83,6 +85,20 @@ def test_predict_says_when_an_image_reads_as_nothing(tiny_dataset, model_file, t
     out, err = capsys.readouterr()
     assert out.splitlines()[0] == f"{blank}\t" and out.splitlines()[1].startswith(f"{image}\t")
     assert f"note: {blank}: nothing read" in err and str(image) not in err
+
+def test_predict_loads_neither_the_network_code_nor_the_training_stack(tiny_dataset, model_file):
+    """`predict` needs torch and the TorchScript file alone: torchvision (through the network's code), Lightning and
+    nltk cost a fresh process seconds of imports (docs/experiments.md, sixteenth session)."""
+    image = next((tiny_dataset / layout.IMAGES).iterdir())
+    code = ("import sys, json; from im2latex.__main__ import main; main(sys.argv[1:]); "
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} | {m for m in sys.modules if m.startswith('im2latex')})))")
+    result = subprocess.run([sys.executable, "-c", code, "predict", "--model", str(model_file), str(image)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    loaded = set(json.loads(result.stdout.splitlines()[-1]))
+    assert "torch" in loaded and "im2latex.runtimes" in loaded  # it did read the image
+    assert not loaded & {"torchvision", "pytorch_lightning", "lightning_fabric", "nltk", "im2latex.model.network"}
+
 
 
 @pytest.mark.parametrize("args, message", [
