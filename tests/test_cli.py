@@ -86,6 +86,7 @@ def test_predict_says_when_an_image_reads_as_nothing(tiny_dataset, model_file, t
     assert out.splitlines()[0] == f"{blank}\t" and out.splitlines()[1].startswith(f"{image}\t")
     assert f"note: {blank}: nothing read" in err and str(image) not in err
 
+
 def test_predict_loads_neither_the_network_code_nor_the_training_stack(tiny_dataset, model_file):
     """`predict` needs torch and the TorchScript file alone: torchvision (through the network's code), Lightning and
     nltk cost a fresh process seconds of imports (docs/experiments.md, sixteenth session)."""
